@@ -15,18 +15,23 @@ from typing import Any
 __all__ = [
     "ACTIVE_RUN_MESSAGE",
     "ASSISTANT_FIELDS",
+    "LIMIT_MESSAGE",
+    "ORDER_MESSAGE",
     "RUN_FIELDS",
     "apply_update",
     "assistant_body",
     "assistant_object",
+    "cannot_cancel_message",
     "code_interpreter_call",
     "delete_response",
     "function_call",
     "list_object",
+    "match_tool_outputs",
     "message_creation_details",
     "message_delta",
     "message_object",
     "not_found_message",
+    "not_requires_action_message",
     "required_action",
     "run_object",
     "run_usage",
@@ -337,3 +342,39 @@ def apply_update(obj: JSON, body: JSON) -> JSON:
         if value is not None and key not in ("id", "object", "created_at"):
             updated[key] = value
     return updated
+
+
+def cannot_cancel_message(status: str) -> str:
+    return f"Cannot cancel a run with status '{status}'."
+
+
+def not_requires_action_message(status: str) -> str:
+    return f"The run is not waiting for tool outputs (status '{status}')."
+
+
+LIMIT_MESSAGE = "limit must be an integer between 1 and 100."
+ORDER_MESSAGE = "order must be 'asc' or 'desc'."
+
+
+def match_tool_outputs(pending_ids: list[str], outputs: Any) -> dict[str, str] | str:
+    """Submitted tool outputs by call id, or the error message the Assistant API answers.
+
+    A single output without ``tool_call_id`` is accepted when exactly one call is pending
+    (DashScope's own docs submit it that way).
+    """
+    if not isinstance(outputs, list) or not outputs:
+        return "Missing required parameter 'tool_outputs'."
+    if not all(isinstance(o, dict) and isinstance(o.get("output"), str) for o in outputs):
+        return "Each tool output needs a string 'output'."
+    if len(outputs) == 1 and len(pending_ids) == 1 and not outputs[0].get("tool_call_id"):
+        return {pending_ids[0]: outputs[0]["output"]}
+    matched: dict[str, str] = {}
+    for output in outputs:
+        call_id = output.get("tool_call_id")
+        if call_id not in pending_ids:
+            return f"Tool call '{call_id}' is not pending on this run."
+        matched[call_id] = output["output"]
+    missing = [call_id for call_id in pending_ids if call_id not in matched]
+    if missing:
+        return f"Missing tool outputs for tool calls: {', '.join(missing)}."
+    return matched
