@@ -1,0 +1,175 @@
+"""The store seam: records, pages, the `Store` protocol, and helpers its implementations share."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
+
+from compat.errors import StoreError
+
+__all__ = ["KINDS", "MAX_LIMIT", "Kind", "Page", "Record", "Store", "StoreError"]
+
+Kind = Literal["assistant", "thread", "message", "run", "step"]
+KINDS: tuple[Kind, ...] = ("assistant", "thread", "message", "run", "step")
+
+# The `data` field that names a record's parent. Assistants and threads have none.
+PARENT_FIELD: dict[str, str] = {"message": "thread_id", "run": "thread_id", "step": "run_id"}
+
+MAX_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class Record:
+    """One stored object: `data` is the public Assistant-API dict, `meta` the backend's own."""
+
+    data: dict[str, Any]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a cursor-paginated list, shaped like the Assistant API's list object."""
+
+    data: list[dict[str, Any]]
+    has_more: bool
+    first_id: str | None
+    last_id: str | None
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Where assistants, threads, messages, runs and steps live for the Responses backend.
+
+    Every method is safe to call from many threads at once. Returned dicts are the caller's
+    to mutate; the store never hands out its own state.
+    """
+
+    def put(self, kind: Kind, data: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
+        """Insert or replace by `data["id"]`; `meta=None` keeps the stored meta ({} if new).
+
+        A replaced record keeps its original position among records with equal `created_at`.
+        """
+
+    def put_many(self, items: Sequence[tuple[Kind, dict[str, Any], dict[str, Any] | None]]) -> None:
+        """`put` each item, all in one transaction: either every item is stored or none is."""
+
+    def get(self, kind: Kind, id: str) -> Record | None:
+        """The record, or None."""
+
+    def delete(self, kind: Kind, id: str) -> bool:
+        """Delete a record and what hangs off it; True if the record existed.
+
+        A thread takes its messages, runs and their steps with it; a run takes its steps.
+        """
+
+    def list(
+        self,
+        kind: Kind,
+        *,
+        parent_id: str | None = None,
+        limit: int = 20,
+        order: str = "desc",
+        after: str | None = None,
+        before: str | None = None,
+    ) -> Page:
+        """Records of `kind` (under `parent_id` if given) with the Assistant API's pagination.
+
+        Ordered by `created_at`, then insertion order. `after`/`before` are record ids: the page
+        holds what comes after `after` / just before `before` in the chosen order. `has_more`
+        says whether more lie beyond the page in the direction of travel (towards the start
+        when only `before` is given). An id that is not in the list gives an empty page.
+        `limit` is clamped to 1..100; `order` other than "asc"/"desc" raises ValueError.
+        """
+
+    def update(self, kind: Kind, id: str, fn: Callable[[Record], Record | None]) -> Record | None:
+        """Atomically replace a record with `fn(record)`; return what is stored, None if unknown.
+
+        `fn` runs under the store's write lock (across processes for SQLite): keep it short,
+        and do not call the store from it. If it returns None the record stays as it was.
+        """
+
+    def close(self) -> None:
+        """Release connections; later calls raise StoreError. Calling it twice is fine."""
+
+
+def check_kind(kind: str) -> None:
+    """Raise ValueError for anything but one of KINDS."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown record kind {kind!r}; expected one of {', '.join(KINDS)}")
+
+
+def dumps(value: dict[str, Any]) -> str:
+    """The JSON text both stores keep: compact, non-ASCII kept as is."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def decode(data: str, meta: str) -> Record:
+    """A fresh `Record` from stored JSON text."""
+    return Record(json.loads(data), json.loads(meta))
+
+
+class Row(NamedTuple):
+    """A record ready to store: index fields pulled out, dicts serialised."""
+
+    kind: Kind
+    id: str
+    parent_id: str | None
+    created_at: int
+    data: str
+    meta: str | None  # None keeps the stored meta
+
+
+def encode(kind: Kind, data: dict[str, Any], meta: dict[str, Any] | None) -> Row:
+    """Validate the fields the store indexes on and serialise the record."""
+    check_kind(kind)
+    rid = data.get("id")
+    if not isinstance(rid, str) or not rid:
+        raise ValueError(f"{kind} data needs a non-empty string 'id', got {rid!r}")
+    created_at = data.get("created_at")
+    if not isinstance(created_at, int) or isinstance(created_at, bool):
+        raise ValueError(f"{kind} {rid} needs an integer 'created_at' (ms), got {created_at!r}")
+    parent_id: str | None = None
+    parent_field = PARENT_FIELD.get(kind)
+    if parent_field is not None:
+        parent_id = data.get(parent_field)
+        if not isinstance(parent_id, str) or not parent_id:
+            raise ValueError(f"{kind} {rid} needs a string {parent_field!r}, got {parent_id!r}")
+    return Row(kind, rid, parent_id, created_at, dumps(data), None if meta is None else dumps(meta))
+
+
+@dataclass(frozen=True)
+class Window:
+    """A validated list request: which way the page is read and how long it is."""
+
+    descending: bool
+    # Only `before` given: read from the cursor towards the start, then flip the page back.
+    backward: bool
+    limit: int
+
+    @property
+    def reads_descending(self) -> bool:
+        """Whether records are fetched newest first."""
+        return self.descending != self.backward
+
+    def page(self, texts: Sequence[str]) -> Page:
+        """Build the page from up to `limit + 1` JSON texts in reading order."""
+        has_more = len(texts) > self.limit
+        data = [json.loads(text) for text in texts[: self.limit]]
+        if self.backward:
+            data.reverse()
+        if not data:
+            return Page([], False, None, None)
+        return Page(data, has_more, data[0]["id"], data[-1]["id"])
+
+
+def window(order: str, limit: int, after: str | None, before: str | None) -> Window:
+    """Check `order`, clamp `limit`, and work out the reading direction."""
+    if order not in ("asc", "desc"):
+        raise ValueError(f"order must be 'asc' or 'desc', got {order!r}")
+    return Window(
+        descending=order == "desc",
+        backward=before is not None and after is None,
+        limit=max(1, min(MAX_LIMIT, limit)),
+    )
