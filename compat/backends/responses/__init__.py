@@ -1,0 +1,1 @@
+"""The Responses backend: request building, upstream I/O, the pure stream translator."""

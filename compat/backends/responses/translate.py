@@ -1,0 +1,415 @@
+"""Translate one Responses event stream into the Assistant API's ``(event, data)`` stream.
+
+A protocol core in the h11 manner: Responses event dicts go in through ``feed`` one at a time,
+the Assistant events to emit now come out as ``(name, payload)`` lists (sequences per EVENTS.md,
+payloads built by ``compat._objects``). The caller owns the HTTP stream, the wire and the store.
+Apart from the feeding, the translator keeps the snapshots the caller stores (as openai's
+``ResponseStreamState`` does): ``run``, ``messages``, ``steps``, ``pending_tool_calls``,
+``usage``, ``response_id``, ``state``. This module is the response's lifecycle; ``_items`` turns
+its output items into steps and messages.
+
+Choices where the references leave room:
+
+* Step usage: Responses reports usage once per response. The step of the response's *last*
+  message carries it (``step_usage`` of the response's usage), so a completed message's
+  ``thread.run.step.completed`` waits until the next visible item opens (then usage None) or the
+  response ends (then the usage). Tool steps have usage None.
+* Text, code or arguments that arrive only on the finished item (DashScope) are emitted as one
+  delta, so a consumer that only prints deltas still sees them. An empty message gets none.
+* ``response.completed.output`` is the final word on items the stream never finished.
+* ``response.incomplete`` fails the run (DashScope's Run has no ``incomplete`` status):
+  ``last_error.code`` is the reason (``max_output_tokens``, ``content_filter``, else
+  ``incomplete``). An ``error`` event and the ``response.failed`` after it are one failure.
+* A failure or cancel before ``response.created`` first emits what ``response.created`` would
+  have (every stream opens the same way), then the failure.
+* ``fail()`` also closes a run whose stream broke the protocol (ERROR → FAILED), so the caller
+  can end such a run with ``thread.run.failed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import Enum
+from typing import Any
+
+from compat._objects import (
+    message_delta,
+    required_action,
+    run_usage,
+    step_usage,
+    tool_calls_details,
+)
+from compat.backends.responses._items import (
+    Event,
+    OutputItems,
+    complete_step,
+    emit,
+    map_error,
+)
+from compat.errors import TranslationError
+
+__all__ = ["IGNORED_EVENTS", "Event", "ResponsesTranslator", "State"]
+
+JSON = dict[str, Any]
+
+
+class State(Enum):
+    IDLE = "idle"  # before response.created
+    IN_PROGRESS = "in_progress"
+    REQUIRES_ACTION = "requires_action"  # response.completed with function calls
+    DONE = "done"  # response.completed, run completed
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    ERROR = "error"  # an impossible event arrived; only fail() / cancel() leave it
+
+
+# Rule 1: this table is the only place that says which moves are legal. Every state change goes
+#   through ``ResponsesTranslator._move``; a move not listed here raises TranslationError, and
+#   any TranslationError (an impossible item order too) leaves the translator in ERROR.
+#   Triggers: start (response.created), update (any event inside a response), complete /
+#   require_action (response.completed), fail, cancel.
+# Rule 2: nothing here does I/O, reads a clock or draws randomness: ids and time come in
+#   through ``new_id`` and ``clock``, so a recorded event list always translates the same.
+_TRANSITIONS: dict[tuple[State, str], State] = {
+    (State.IDLE, "start"): State.IN_PROGRESS,
+    (State.IDLE, "fail"): State.FAILED,
+    (State.IDLE, "cancel"): State.CANCELLED,
+    (State.IN_PROGRESS, "update"): State.IN_PROGRESS,
+    (State.IN_PROGRESS, "complete"): State.DONE,
+    (State.IN_PROGRESS, "require_action"): State.REQUIRES_ACTION,
+    (State.IN_PROGRESS, "fail"): State.FAILED,
+    (State.IN_PROGRESS, "cancel"): State.CANCELLED,
+    (State.FAILED, "fail"): State.FAILED,  # `error`, then `response.failed`: one failure
+    (State.ERROR, "fail"): State.FAILED,
+    (State.ERROR, "cancel"): State.CANCELLED,
+}
+#: The response is over: the caller's finish / fail / cancel do nothing in these.
+_SETTLED = frozenset({State.DONE, State.REQUIRES_ACTION, State.FAILED, State.CANCELLED})
+
+#: Event types that carry nothing for the Assistant stream: text, code and arguments come from
+#: the deltas handled below or from the finished item; progress of hosted tools and reasoning
+#: are not shown. Legal only inside a response, like every item event. By group → event names.
+_QUIET: dict[str, tuple[str, ...]] = {
+    "content_part": ("added", "done"),
+    "output_text": ("done", "annotation.added"),
+    "refusal": ("delta", "done"),  # the refusal text is read from the finished message
+    "function_call_arguments": ("done",),
+    "code_interpreter_call_code": ("done",),
+    "code_interpreter_call": ("in_progress", "interpreting", "completed"),
+    "web_search_call": ("in_progress", "searching", "completed"),
+    "file_search_call": ("in_progress", "searching", "completed"),
+    "mcp_call": ("in_progress", "completed", "failed"),
+    "mcp_call_arguments": ("delta", "done"),  # DashScope sends them before the item is added
+    "mcp_list_tools": ("in_progress", "completed", "failed"),
+    "custom_tool_call_input": ("delta", "done"),
+    "reasoning_summary_part": ("added", "done"),
+    "reasoning_summary_text": ("delta", "done"),
+    "reasoning_text": ("delta", "done"),
+}
+IGNORED_EVENTS = frozenset(
+    {"response.queued"}
+    | {f"response.{group}.{name}" for group, names in _QUIET.items() for name in names}
+)
+
+
+class ResponsesTranslator:
+    """Responses events in, Assistant events out, for one response of one run.
+
+    ``run`` is the stored run (status queued); it is copied, never changed. For the response
+    that continues a run after ``submit_tool_outputs``, pass ``emit_run_start=False``, the stored
+    tool step as ``continuation_step`` and ``tool_outputs`` ({call_id: output}).
+    ``prior_usage`` is the run's usage before this response (default: ``run["usage"]``).
+    """
+
+    def __init__(
+        self,
+        run: JSON,
+        *,
+        new_id: Callable[[str], str],
+        clock: Callable[[], int],
+        emit_run_start: bool = True,
+        continuation_step: JSON | None = None,
+        tool_outputs: dict[str, str] | None = None,
+        prior_usage: JSON | None = None,
+    ) -> None:
+        self.run: JSON = dict(run)
+        self.state = State.IDLE
+        self.response_id: str | None = None
+        self.usage: JSON | None = None  # this response's usage, as run_usage
+        self.steps: list[JSON] = []  # every step this response created or finished, in order
+        self.pending_tool_calls: list[JSON] = []  # function_call dicts, at requires_action
+        self.unknown_events: dict[str, int] = {}  # event types never seen before, counted
+        self._clock = clock
+        self._emit_run_start = emit_run_start
+        self._continuation = continuation_step
+        self._tool_outputs = dict(tool_outputs or {})
+        prior = prior_usage if prior_usage is not None else run.get("usage")
+        self._prior = _counts(prior, "prompt_tokens", "completion_tokens")
+        self._counts: tuple[int, int] | None = None  # this response's (input, output) tokens
+        self._begun = False  # what response.created emits was emitted
+        self._started = False  # thread.run.in_progress was emitted
+        self._items = OutputItems(self.run, self.steps, new_id, clock, self._run_in_progress)
+
+    @property
+    def messages(self) -> list[JSON]:
+        """The assistant messages of this response that finished (completed or incomplete)."""
+        return self._items.messages
+
+    @property
+    def unknown_items(self) -> dict[str, int]:
+        """Output item types never seen before, counted (they are not shown)."""
+        return self._items.unknown
+
+    @property
+    def failed(self) -> bool:
+        return self.state is State.FAILED
+
+    @property
+    def last_error(self) -> JSON | None:
+        error: JSON | None = self.run.get("last_error")
+        return error
+
+    @property
+    def settled(self) -> bool:
+        """The response is over: completed, requires_action, failed or cancelled."""
+        return self.state in _SETTLED
+
+    # -- the caller's side ------------------------------------------------------------------
+    def feed(self, event: JSON) -> list[Event]:
+        """The Assistant events one Responses event produces now (often none)."""
+        kind = event.get("type", "")
+        handler = _HANDLERS.get(kind)
+        if handler is not None:
+            try:
+                return handler(self, event)
+            except TranslationError:
+                self.state = State.ERROR
+                raise
+        if kind in IGNORED_EVENTS:
+            if self.state is not State.IN_PROGRESS:
+                self._move("update", kind)
+            return []
+        key = kind if isinstance(kind, str) and kind else "<no type>"
+        self.unknown_events[key] = self.unknown_events.get(key, 0) + 1
+        return []
+
+    def finish(self) -> list[Event]:
+        """The upstream stream ended: a failure unless a terminal event was seen."""
+        if self.state in _SETTLED:
+            return []
+        return self._fail("server_error", "stream ended before the response finished", None)
+
+    def fail(self, code: str, message: str) -> list[Event]:
+        """A transport failure (or a TranslationError) ends the run as failed."""
+        if self.state in _SETTLED:
+            return []
+        return self._fail(code, message, None)
+
+    def cancel(self) -> list[Event]:
+        """The caller closed the stream: the run is cancelled (the events are for the record)."""
+        if self.state in _SETTLED:
+            return []
+        self._move("cancel", "cancel()")
+        out = [] if self._begun else self._begin()
+        now = self._clock()
+        out += self._items.close("cancelled", now, None, self._step_usage())
+        run = self.run
+        run.update(status="cancelled", cancelled_at=now, required_action=None)
+        run["usage"] = self._run_usage()
+        out.append(emit("thread.run.cancelled", run))
+        return out
+
+    # -- lifecycle events -------------------------------------------------------------------
+    def _on_created(self, event: JSON) -> list[Event]:
+        self._move("start", "response.created")
+        self._note(event.get("response"))
+        return self._begin()
+
+    def _on_in_progress(self, event: JSON) -> list[Event]:
+        self._move("update", "response.in_progress")
+        self._note(event.get("response"))
+        return self._run_in_progress()
+
+    def _on_completed(self, event: JSON) -> list[Event]:
+        response = event.get("response") or {}
+        status = response.get("status")
+        if status == "failed":  # (inferred) trust the response's status over the event type
+            return self._on_failed(event)
+        if status == "incomplete":
+            return self._on_incomplete(event)
+        self._move("update", "response.completed")
+        self._note(response)
+        out = self._items.settle(response, self._step_usage())
+        run = self.run
+        run["usage"] = self._run_usage()
+        if self._items.calls:
+            self._move("require_action", "response.completed")
+            self.pending_tool_calls = self._items.hold_calls()
+            run.update(
+                status="requires_action",
+                required_action=required_action(self._items.call_objects()),
+            )
+            out.append(emit("thread.run.requires_action", run))
+        else:
+            self._move("complete", "response.completed")
+            run.update(status="completed", completed_at=self._clock())
+            out.append(emit("thread.run.completed", run))
+        return out
+
+    def _on_failed(self, event: JSON) -> list[Event]:
+        response = event.get("response") or {}
+        error = response.get("error") or {}
+        return self._fail(error.get("code"), error.get("message"), response, "response.failed")
+
+    def _on_incomplete(self, event: JSON) -> list[Event]:
+        response = event.get("response") or {}
+        reason = (response.get("incomplete_details") or {}).get("reason") or "incomplete"
+        message = f"the response is incomplete: {reason}"
+        return self._fail(reason, message, response, "response.incomplete")
+
+    def _on_error(self, event: JSON) -> list[Event]:
+        nested = event.get("error")  # the real OpenAI wire nests it; the SDK's schema does not
+        error = nested if isinstance(nested, dict) else event
+        return self._fail(error.get("code"), error.get("message"), None, "error")
+
+    # -- item events ------------------------------------------------------------------------
+    def _on_item_added(self, event: JSON) -> list[Event]:
+        self._move("update", "response.output_item.added")
+        return self._items.add(event.get("item") or {})[0]
+
+    def _on_item_done(self, event: JSON) -> list[Event]:
+        self._move("update", "response.output_item.done")
+        return self._items.done(event.get("item") or {})
+
+    def _on_text_delta(self, event: JSON) -> list[Event]:
+        # The hot path. (IN_PROGRESS, update) maps to itself in the table, so skipping the
+        # lookup in that state changes nothing. DashScope's deltas have no item_id: a delta goes
+        # to the open message, or opens one (DashScope may skip output_item.added).
+        if self.state is not State.IN_PROGRESS:
+            self._move("update", "response.output_text.delta")
+        text = event.get("delta")
+        if not isinstance(text, str):
+            raise TranslationError("response.output_text.delta without a string delta")
+        item = self._items.message
+        if item is None:
+            out, item = self._items.open_message(None)
+        else:
+            out = []
+        item.chunks.append(text)
+        out.append(("thread.message.delta", message_delta(item.object_id, text)))
+        return out
+
+    def _on_code_delta(self, event: JSON) -> list[Event]:
+        if self.state is not State.IN_PROGRESS:
+            self._move("update", "response.code_interpreter_call_code.delta")
+        return [self._items.code_delta(event.get("item_id"), event.get("delta"))]
+
+    def _on_arguments_delta(self, event: JSON) -> list[Event]:
+        if self.state is not State.IN_PROGRESS:
+            self._move("update", "response.function_call_arguments.delta")
+        return [self._items.arguments_delta(event.get("item_id"), event.get("delta"))]
+
+    # -- building blocks --------------------------------------------------------------------
+    def _move(self, trigger: str, what: object) -> State:
+        """Take the table's move for ``trigger`` and return the state left, or raise."""
+        previous = self.state
+        target = _TRANSITIONS.get((previous, trigger))
+        if target is None:
+            self.state = State.ERROR
+            raise TranslationError(f"{what} is impossible in state {previous.name}")
+        self.state = target
+        return previous
+
+    def _fail(
+        self, code: object, message: object, response: JSON | None, what: str = "fail()"
+    ) -> list[Event]:
+        previous = self._move("fail", what)
+        self._note(response)
+        if previous is State.FAILED:  # the response.failed after an error event: usage only
+            self.run["usage"] = self._run_usage()
+            return []
+        out = [] if self._begun else self._begin()
+        error = map_error(code, message)
+        now = self._clock()
+        out += self._items.close("failed", now, error, self._step_usage())
+        run = self.run
+        run.update(status="failed", failed_at=now, last_error=error, required_action=None)
+        run["usage"] = self._run_usage()
+        out.append(emit("thread.run.failed", run))
+        return out
+
+    def _begin(self) -> list[Event]:
+        """What response.created emits: run created + queued, or a continuation's opening."""
+        self._begun = True
+        run = self.run
+        run.update(status="queued", required_action=None)
+        if self._emit_run_start:
+            return [emit("thread.run.created", run), emit("thread.run.queued", run)]
+        out = [emit("thread.run.queued", run), *self._run_in_progress()]
+        if self._continuation is not None:
+            step = dict(self._continuation)
+            outputs = self._tool_outputs
+            calls = [
+                dict(c, function=dict(c["function"], output=outputs[c["id"]]))
+                if c.get("type") == "function" and c["id"] in outputs
+                else c
+                for c in step["step_details"]["tool_calls"]
+            ]
+            self.steps.append(step)
+            out.append(complete_step(step, self._clock(), None, tool_calls_details(calls)))
+        return out
+
+    def _run_in_progress(self) -> list[Event]:
+        if self._started:
+            return []
+        self._started = True
+        run = self.run
+        run["status"] = "in_progress"
+        if run.get("started_at") is None:  # a continuation keeps the run's first start
+            run["started_at"] = self._clock()
+        return [emit("thread.run.in_progress", run)]
+
+    def _note(self, response: object) -> None:
+        """Take the response id and usage from a lifecycle event's response."""
+        if not isinstance(response, dict):
+            return
+        if self.response_id is None and isinstance(response.get("id"), str):
+            self.response_id = response["id"]
+        counts = _counts(response.get("usage"), "input_tokens", "output_tokens")
+        if counts is not None:
+            self._counts = counts
+            self.usage = run_usage(*counts)
+
+    def _step_usage(self) -> JSON | None:
+        return None if self._counts is None else step_usage(*self._counts)
+
+    def _run_usage(self) -> JSON | None:
+        """The run's usage: every earlier response's plus this one's (None if none is known)."""
+        if self._prior is None and self._counts is None:
+            return None
+        prior, this = self._prior or (0, 0), self._counts or (0, 0)
+        return run_usage(prior[0] + this[0], prior[1] + this[1])
+
+
+def _counts(usage: object, prompt_key: str, completion_key: str) -> tuple[int, int] | None:
+    """``(prompt, completion)`` token counts read from a usage dict under the given keys."""
+    if not isinstance(usage, dict):
+        return None
+    return int(usage.get(prompt_key) or 0), int(usage.get(completion_key) or 0)
+
+
+_Handler = Callable[[ResponsesTranslator, JSON], list[Event]]
+#: The one dispatch table: Responses event type → handler.
+_HANDLERS: dict[str, _Handler] = {
+    "response.created": ResponsesTranslator._on_created,
+    "response.in_progress": ResponsesTranslator._on_in_progress,
+    "response.output_item.added": ResponsesTranslator._on_item_added,
+    "response.output_item.done": ResponsesTranslator._on_item_done,
+    "response.output_text.delta": ResponsesTranslator._on_text_delta,
+    "response.code_interpreter_call_code.delta": ResponsesTranslator._on_code_delta,
+    "response.function_call_arguments.delta": ResponsesTranslator._on_arguments_delta,
+    "response.completed": ResponsesTranslator._on_completed,
+    "response.failed": ResponsesTranslator._on_failed,
+    "response.incomplete": ResponsesTranslator._on_incomplete,
+    "error": ResponsesTranslator._on_error,
+}
