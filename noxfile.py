@@ -1,0 +1,64 @@
+"""Sessions: the test matrix (Pythons x backends), lint, typecheck, demo and bench."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.error_on_missing_interpreters = False
+
+ROOT = Path(__file__).parent
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+PYTHONS = re.findall(
+    r"Programming Language :: Python :: (3\.\d+)", "\n".join(PYPROJECT["project"]["classifiers"])
+)
+BACKENDS = ["assistants"]  # "responses" joins when its backend lands
+
+
+@nox.session(python=PYTHONS)
+@nox.parametrize("backend", BACKENDS)
+def tests(session: nox.Session, backend: str) -> None:
+    """Run the whole suite with the consumer tests on one backend."""
+    session.install("-e", ".[all]", *nox.project.dependency_groups(PYPROJECT, "test"))
+    session.run(
+        "pytest",
+        *session.posargs,
+        env={"COMPAT_BACKEND": backend, "COMPAT_STORE": "memory"},
+    )
+
+
+@nox.session(python=PYTHONS[-1])
+def lint(session: nox.Session) -> None:
+    """Check style and common mistakes with ruff."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHONS[-1])
+def typecheck(session: nox.Session) -> None:
+    """Type-check the package strictly with mypy."""
+    session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, "typecheck"))
+    session.run("mypy")
+
+
+@nox.session(python=PYTHONS[-1], default=False)
+def demo(session: nox.Session) -> None:
+    """Run examples/code_tutor_stream.py against the bundled emulator."""
+    session.install("-e", ".[all]")
+    backend = os.environ.get("COMPAT_BACKEND", "assistants")
+    session.run(
+        "python",
+        "-m",
+        "compat.testing",
+        "--",
+        "python",
+        "examples/code_tutor_stream.py",
+        *session.posargs,
+        env={"COMPAT_BACKEND": backend, "COMPAT_STORE": "memory"},
+    )
