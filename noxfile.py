@@ -17,7 +17,7 @@ PYPROJECT = nox.project.load_toml("pyproject.toml")
 PYTHONS = re.findall(
     r"Programming Language :: Python :: (3\.\d+)", "\n".join(PYPROJECT["project"]["classifiers"])
 )
-BACKENDS = ["assistants"]  # "responses" joins when its backend lands
+BACKENDS = ["assistants", "responses"]
 
 
 @nox.session(python=PYTHONS)
@@ -51,7 +51,7 @@ def typecheck(session: nox.Session) -> None:
 def demo(session: nox.Session) -> None:
     """Run examples/code_tutor_stream.py against the bundled emulator."""
     session.install("-e", ".[all]")
-    backend = os.environ.get("COMPAT_BACKEND", "assistants")
+    backend = os.environ.get("COMPAT_BACKEND", "responses")
     session.run(
         "python",
         "-m",
@@ -62,3 +62,10 @@ def demo(session: nox.Session) -> None:
         *session.posargs,
         env={"COMPAT_BACKEND": backend, "COMPAT_STORE": "memory"},
     )
+
+
+@nox.session(python=PYTHONS[-1], default=False)
+def bench(session: nox.Session) -> None:
+    """Time compat's translated stream against openai, dashscope and a bare reader."""
+    session.install("-e", ".[all]", *nox.project.dependency_groups(PYPROJECT, "test"))
+    session.run("python", "benchmarks/stream_throughput.py", *session.posargs)

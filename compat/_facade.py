@@ -13,7 +13,7 @@ from typing import Any
 
 from compat import types as t
 from compat._config import current_settings
-from compat.backends import CallOptions, JSON, StreamItems, get_backend
+from compat.backends import JSON, CallOptions, StreamItems, get_backend
 from compat.errors import InputRequired, InvalidParameter, ModelRequired
 
 __all__ = ["Assistants", "Threads"]
@@ -31,11 +31,22 @@ def _options(workspace: str | None, api_key: str | None, kwargs: JSON) -> tuple[
 
 
 def _typed_stream(items: StreamItems) -> Stream:
-    """Type each ``(event, dict)`` item as dashscope's ``convert_stream_object`` does."""
-    convert = t.convert_stream_item
+    """Type each ``(event, dict)`` item as dashscope's ``convert_stream_object`` does.
+
+    ``types.convert_stream_item`` inlined: this runs once per stream event.
+    """
+    types_for = t.STREAM_EVENT_TYPES.get
+    adopt_delta = t.ThreadMessageDelta.adopt
     try:
         for event, data in items:
-            yield convert(event, data)
+            if event == "thread.message.delta" and data.__class__ is dict:
+                yield event, adopt_delta(data)  # the dicts are ours: no copy
+                continue
+            cls = types_for(event) if event is not None else None
+            if cls is None or data.__class__ is not dict:
+                yield event, data
+            else:
+                yield event, cls.from_dict(data)
     finally:
         # Closing this generator (the user's stream.close()) closes the backend's stream,
         # which releases the HTTP response.
@@ -220,7 +231,7 @@ class Assistants:
 
 
 class Threads:
-    """Threads: ``create``/``call``, ``retrieve``/``get``, ``update``, ``delete``, ``create_and_run``."""
+    """Threads: create/call, retrieve/get, update, delete, create_and_run."""
 
     @classmethod
     def call(

@@ -417,6 +417,10 @@ class Steps:
         **kwargs: Any,
     ) -> t.RunStep:
         return cls.retrieve(
-            step_id, thread_id=thread_id, run_id=run_id, workspace=workspace, api_key=api_key,
+            step_id,
+            thread_id=thread_id,
+            run_id=run_id,
+            workspace=workspace,
+            api_key=api_key,
             **kwargs,
         )

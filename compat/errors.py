@@ -8,7 +8,7 @@ compat's own configuration and translation errors::
     CompatError
     ├── DashScopeException            same-named bases for legacy ``except`` clauses
     │   ├── InputRequired             a required id / argument is missing
-    │   ├── ModelRequired             ``Assistants.create`` without ``model`` (and a missing assistant_id)
+    │   ├── ModelRequired             no ``model`` (or no assistant_id) for an assistant
     │   ├── InvalidParameter          e.g. ``limit < 0``
     │   ├── AuthenticationError       no API key could be found
     │   └── TimeoutException          ``Runs.wait`` ran past ``timeout_seconds``

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from compat._config import Settings
 from compat.errors import ConfigurationError
 
-__all__ = ["Backend", "CallOptions", "JSON", "Reply", "StreamItems", "get_backend"]
+__all__ = ["JSON", "Backend", "CallOptions", "Reply", "StreamItems", "get_backend"]
 
 JSON = dict[str, Any]
 StreamItems = Iterator[tuple[str | None, JSON]]

@@ -15,13 +15,17 @@ from collections.abc import Callable, Iterator
 from http import HTTPStatus
 from typing import Any
 
-import dashscope
+import dashscope as _dashscope
 from dashscope.common import error as ds_error
 
 from compat import errors
 from compat.backends import JSON, CallOptions, Reply, StreamItems
 
 __all__ = ["AssistantsBackend", "to_plain"]
+
+# dashscope's stubs declare its Assistant-API classes without their classmethods; compat uses
+# them untyped (their signatures are pinned by tests/unit/test_facade.py instead).
+dashscope: Any = _dashscope
 
 # Runs.wait: the statuses it stops at and its polling interval, as in dashscope.
 _WAIT_DONE = frozenset({"cancelled", "failed", "completed", "expired", "requires_action"})
@@ -85,7 +89,9 @@ class AssistantsBackend:
 
     name = "assistants"
 
-    def _call(self, method: Callable[..., Any], *args: Any, opts: CallOptions, **params: Any) -> Any:
+    def _call(
+        self, method: Callable[..., Any], *args: Any, opts: CallOptions, **params: Any
+    ) -> Any:
         kwargs = dict(opts.extra)
         kwargs["workspace"] = opts.workspace
         kwargs["api_key"] = opts.api_key or opts.settings.api_key
@@ -96,11 +102,15 @@ class AssistantsBackend:
         with _mapped_errors():
             return method(*args, **params, **kwargs)
 
-    def _one(self, method: Callable[..., Any], *args: Any, opts: CallOptions, **params: Any) -> JSON:
+    def _one(
+        self, method: Callable[..., Any], *args: Any, opts: CallOptions, **params: Any
+    ) -> JSON:
         result: JSON = to_plain(self._call(method, *args, opts=opts, **params))
         return result
 
-    def _reply(self, method: Callable[..., Any], *args: Any, opts: CallOptions, **params: Any) -> Reply:
+    def _reply(
+        self, method: Callable[..., Any], *args: Any, opts: CallOptions, **params: Any
+    ) -> Reply:
         result = self._call(method, *args, opts=opts, **params)
         if params.get("stream"):
             return _stream(result)
@@ -201,9 +211,7 @@ class AssistantsBackend:
     def list_steps(self, thread_id: str, run_id: str, query: JSON, opts: CallOptions) -> JSON:
         return self._one(dashscope.Steps.list, run_id, thread_id=thread_id, opts=opts, **query)
 
-    def retrieve_step(
-        self, thread_id: str, run_id: str, step_id: str, opts: CallOptions
-    ) -> JSON:
+    def retrieve_step(self, thread_id: str, run_id: str, step_id: str, opts: CallOptions) -> JSON:
         return self._one(
             dashscope.Steps.retrieve, step_id, thread_id=thread_id, run_id=run_id, opts=opts
         )

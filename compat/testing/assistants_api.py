@@ -631,9 +631,15 @@ class _TurnPlayer:
         self.emit("thread.run.requires_action", run.obj)
 
     def _fail(self, failure: Failure) -> bool:
-        """The failure sequence; with ``error_event`` the same state, but a raw error event."""
+        """The failure sequence; with ``error_event`` the same state, but a raw error event.
+
+        The Responses-only modes (``incomplete``, ``drop``, ``stall``, ...) have no Assistant-API
+        form: they play as ``run_failed`` with the same code and message, which is also how
+        compat reports a Responses transport failure (``thread.run.failed``).
+        """
         run = self.run
-        emit = self.emit if failure.mode == "run_failed" else _DISCARD
+        raw_error = failure.mode == "error_event"
+        emit = _DISCARD if raw_error else self.emit
         error = {"code": failure.code, "message": failure.message}
         now = now_ms()
         if self.open_message is not None:
@@ -647,7 +653,7 @@ class _TurnPlayer:
         usage = run_usage(*run.tokens) if run.tokens is not None else None
         run.obj.update(status="failed", failed_at=now, last_error=error, usage=usage)
         emit("thread.run.failed", run.obj)
-        if failure.mode == "run_failed":
+        if not raw_error:
             return True
         self.emit("error", {**error, "request_id": new_request_id()})
         return False

@@ -3,16 +3,17 @@
 A :class:`Scenario` is what "the model" does during one run: a list of :class:`Turn` objects, each
 one model response made of ordered items (:class:`Text`, :class:`Reasoning`,
 :class:`CodeInterpreter`, :class:`Search`, :class:`FunctionCall`, :class:`Failure`). Each API
-emulation renders the same turns in its own wire format (Assistant-API events here, Responses
-events in ``responses_api``), so one scenario is the same conversation on both.
+emulation renders the same turns in its own wire format (Assistant-API events in
+``assistants_api``, Responses events in ``responses_events``), so one scenario is the same
+conversation on both.
 
 Rules (checked when a scenario is built):
 
 * function calls come last in their turn; a turn ending with function calls pauses the run until
   the tool outputs are submitted, then the next turn plays. Every turn but the last must end so.
 * a :class:`Failure` is the last item of the last turn; the item just before it is left open (a
-  message ends ``incomplete``, a tool step ``failed``). ``mode="http_error"`` fails the request
-  itself, so it must be alone in its turn.
+  message ends ``incomplete``, a tool step ``failed``). ``mode="http_error"`` and
+  ``mode="rate_limited_json"`` answer the request itself, so they must be alone in their turn.
 
 When no scenario is queued, or a run needs more turns than its scenario has, :func:`default_turn`
 answers deterministically from the conversation.
@@ -48,8 +49,30 @@ __all__ = [
     "split_words",
 ]
 
-FailureMode = Literal["run_failed", "error_event", "http_error"]
-_FAILURE_MODES = ("run_failed", "error_event", "http_error")
+FailureMode = Literal[
+    "run_failed",
+    "error_event",
+    "http_error",
+    "error_event_flat",
+    "incomplete",
+    "rate_limited_json",
+    "drop",
+    "truncate",
+    "stall",
+]
+_FAILURE_MODES = (
+    "run_failed",
+    "error_event",
+    "http_error",
+    "error_event_flat",
+    "incomplete",
+    "rate_limited_json",
+    "drop",
+    "truncate",
+    "stall",
+)
+#: Modes that answer the whole request instead of ending a stream: alone in their Turn.
+_WHOLE_REQUEST_MODES = ("http_error", "rate_limited_json")
 
 _WORDISH = re.compile(r"\S+\s*|\s+")
 
@@ -139,15 +162,39 @@ class FunctionCall:
 class Failure:
     """The model call fails with ``code``/``message``.
 
-    ``mode``: ``"run_failed"`` ends the run ``failed`` with ``last_error`` (the documented event
-    sequence); ``"error_event"`` writes a raw ``error`` event and closes the stream;
-    ``"http_error"`` makes the request itself answer HTTP ``status`` with a JSON error body.
+    ``mode`` (the Responses rendering is in ``responses_events``). The modes marked "Responses
+    only" have no Assistant-API form: the Assistant side plays them as ``"run_failed"`` with the
+    same code and message, which is also how compat reports Responses transport failures.
+
+    * ``"run_failed"``: the run ends ``failed`` with ``last_error`` (Responses:
+      ``response.failed``).
+    * ``"error_event"``: a raw ``error`` event, then the stream closes (Responses: the nested
+      ``{"type":"error","error":{...}}`` form, on which the openai SDK raises ``APIError``).
+    * ``"http_error"``: the request itself answers HTTP ``status`` with DashScope's top-level
+      error body; ``times`` consecutive requests fail so (the openai SDK retries 408/409/429/5xx
+      twice, so ``times=3`` fails every attempt). Codes to use: 400 ``InvalidParameter``, 401
+      ``InvalidApiKey`` (both documented), 429 ``Throttling.RateQuota``, 500 ``InternalError``
+      (DashScope's native API), 404 ``ModelNotFound`` (inferred).
+    * ``"error_event_flat"``: Responses only: a flat ``{"type":"error","code",...}`` event (the
+      SDK's schema; no exception), then ``response.failed``.
+    * ``"incomplete"``: Responses only: the open item ends ``incomplete``, then
+      ``response.incomplete`` with ``incomplete_details.reason = code`` (e.g.
+      ``max_output_tokens``).
+    * ``"rate_limited_json"``: Responses only: HTTP 200 with a JSON Response ``status: failed``
+      instead of a stream (DashScope's rate limit: ``code="server_error"``, ``message="Requests rate
+      limit exceeded, please try again later."``).
+    * ``"drop"``: Responses only: the connection breaks mid-stream (no terminal event).
+    * ``"truncate"``: Responses only: the stream ends cleanly without a terminal event.
+    * ``"stall"``: Responses only: nothing is sent for ``seconds``, then the turn completes (a
+      client with a shorter read timeout gives up).
     """
 
     code: str
     message: str
     mode: FailureMode = "run_failed"
     status: int | None = None
+    seconds: float | None = None
+    times: int = 1
 
     def __post_init__(self) -> None:
         if self.mode not in _FAILURE_MODES:
@@ -158,6 +205,17 @@ class Failure:
             )
         if self.status is not None and not 400 <= self.status <= 599:
             raise ValueError("Failure status must be an HTTP error status (400-599)")
+        if (self.mode == "stall") != (self.seconds is not None):
+            raise ValueError('Failure(seconds=...) is required with mode="stall", and only there')
+        if self.seconds is not None and not self.seconds >= 0:
+            raise ValueError("Failure seconds must be >= 0")
+        if self.times < 1 or (self.times != 1 and self.mode != "http_error"):
+            raise ValueError('Failure(times=N) needs N >= 1, and N > 1 only with mode="http_error"')
+
+    @property
+    def whole_request(self) -> bool:
+        """The failure answers the request itself (no stream), so it is alone in its Turn."""
+        return self.mode in _WHOLE_REQUEST_MODES
 
 
 Item = Text | Reasoning | CodeInterpreter | Search | FunctionCall | Failure
@@ -185,8 +243,8 @@ class Turn:
         if Failure in kinds[:-1]:
             raise ValueError("a Failure must be the last item of its Turn")
         last = items[-1]
-        if isinstance(last, Failure) and last.mode == "http_error" and len(items) > 1:
-            raise ValueError('a Failure(mode="http_error") must be alone in its Turn')
+        if isinstance(last, Failure) and last.whole_request and len(items) > 1:
+            raise ValueError(f'a Failure(mode="{last.mode}") must be alone in its Turn')
 
     @property
     def function_calls(self) -> tuple[FunctionCall, ...]:
@@ -312,10 +370,12 @@ class Scenario:
         after_text: str | None = None,
         mode: FailureMode = "run_failed",
         status: int | None = None,
+        seconds: float | None = None,
+        times: int = 1,
     ) -> Scenario:
         """The model fails with ``code``/``message``, optionally after streaming ``after_text``."""
         items: list[Item] = [] if after_text is None else [Text(after_text)]
-        items.append(Failure(code, message, mode, status))
+        items.append(Failure(code, message, mode, status, seconds, times))
         return cls.of(*items)
 
 
@@ -402,11 +462,16 @@ class Script:
         self._turns: deque[Turn] = deque(scenario.turns if scenario is not None else ())
 
     def take_http_error(self) -> Failure | None:
-        """Consume and return the next turn if it is an HTTP-level failure."""
+        """Consume and return the next turn if it is an HTTP-level failure.
+
+        A failure with ``times > 1`` stays, one fewer, for the next request.
+        """
         if self._turns:
             failure = self._turns[0].failure
             if failure is not None and failure.mode == "http_error":
                 self._turns.popleft()
+                if failure.times > 1:
+                    self._turns.appendleft(Turn([replace(failure, times=failure.times - 1)]))
                 return failure
         return None
 
@@ -430,9 +495,19 @@ class ScenarioQueue:
                 self._items.append(scenario)
 
     def take(self) -> Script:
-        """A script for the next run: the oldest queued scenario, else the default behaviour."""
+        """A script for the next run: the oldest queued scenario, else the default behaviour.
+
+        A scenario that is an HTTP failure with ``times > 1`` stays queued, one fewer.
+        """
         with self._lock:
-            return Script(self._items.popleft() if self._items else None)
+            if not self._items:
+                return Script(None)
+            scenario = self._items.popleft()
+            failure = scenario.turns[0].failure
+            if failure is not None and failure.mode == "http_error" and failure.times > 1:
+                again = Turn([replace(failure, times=failure.times - 1)])
+                self._items.appendleft(replace(scenario, turns=[again]))
+            return Script(scenario)
 
     def clear(self) -> None:
         with self._lock:

@@ -15,11 +15,11 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 from compat._objects import LIMIT_MESSAGE, ORDER_MESSAGE, not_found_message
@@ -86,10 +86,18 @@ class JSONReply:
 
 @dataclass(frozen=True)
 class StreamReply:
-    """An event stream: ``chunks`` written at once (or ``pace`` seconds apart), then close."""
+    """An event stream: ``chunks`` written at once (or ``pace`` seconds apart), then close.
+
+    ``pauses`` maps a chunk index to seconds of silence before that chunk (``len(chunks)``: before
+    the end). ``drop=True`` sends the body chunked and closes without the final empty chunk, so
+    the client sees a broken transfer rather than a clean end.
+    """
 
     chunks: Sequence[bytes]
     pace: float | None = None
+    pauses: Mapping[int, float] = field(default_factory=dict)
+    drop: bool = False
+    content_type: str = "text/event-stream;charset=UTF-8"
 
 
 Reply = JSONReply | StreamReply
@@ -249,16 +257,39 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_stream(self, reply: StreamReply) -> None:
         self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream;charset=UTF-8")
+        self.send_header("Content-Type", reply.content_type)
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Connection", "close")  # the body ends when the connection does
+        if reply.drop:
+            self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        if reply.pace:
-            for chunk in reply.chunks:
-                self.wfile.write(chunk)
-                time.sleep(reply.pace)
-        else:
-            self.wfile.write(b"".join(reply.chunks))
+        write = self._write_chunked if reply.drop else self.wfile.write
+        chunks, pace, pauses = reply.chunks, reply.pace, reply.pauses
+        start = 0
+        for stop in sorted(i for i in pauses if 0 <= i <= len(chunks)):
+            self._write_group(write, chunks[start:stop], pace)
+            time.sleep(pauses[stop])
+            start = stop
+        self._write_group(write, chunks[start:], pace)
+        if reply.drop:
+            # No terminating 0-chunk: the transfer is visibly incomplete when the socket closes.
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+
+    @staticmethod
+    def _write_group(
+        write: Callable[[bytes], object], group: Sequence[bytes], pace: float | None
+    ) -> None:
+        if not pace:
+            write(b"".join(group))
+            return
+        for chunk in group:
+            write(chunk)
+            time.sleep(pace)
+
+    def _write_chunked(self, data: bytes) -> None:
+        if data:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
 
 
 def _error(code: str, message: str) -> JSON:
@@ -288,17 +319,21 @@ class Emulator:
         host: str = "127.0.0.1",
         port: int = 0,
         auto_advance: float | None = 0.05,
+        responses_flavor: Literal["dashscope", "openai"] = "dashscope",
     ) -> None:
         from compat.testing.assistants_api import AssistantsAPI
+        from compat.testing.responses_api import ResponsesAPI
 
         self.api_key = api_key
         self._address = (host, port)
         self._scenarios = ScenarioQueue()
         self._requests: list[Request] = []
         self._requests_lock = threading.Lock()
+        self._responses = ResponsesAPI(self._scenarios, api_key=api_key, flavor=responses_flavor)
         # Routing seam: one object per emulated API, matched by path prefix.
         self._apis: list[API] = [
             AssistantsAPI(self._scenarios, api_key=api_key, auto_advance=auto_advance),
+            self._responses,
         ]
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -366,6 +401,28 @@ class Emulator:
             "COMPAT_RESPONSES_BASE_URL": self.responses_base_url,
             "DASHSCOPE_API_KEY": self.api_key,
         }
+
+    @property
+    def responses_flavor(self) -> Literal["dashscope", "openai"]:
+        """How the Responses API streams: ``"dashscope"`` or ``"openai"`` (settable).
+
+        ``"dashscope"``: its documented wire and quirks; ``"openai"``: OpenAI's wire (``event: x``
+        lines, item ids on every delta, code and argument deltas). :meth:`reset` restores the
+        constructor's choice.
+        """
+        return self._responses.flavor
+
+    @responses_flavor.setter
+    def responses_flavor(self, flavor: Literal["dashscope", "openai"]) -> None:
+        self._responses.flavor = flavor
+
+    def expire_responses(self) -> None:
+        """Forget every stored response, as DashScope does after 7 days.
+
+        A later ``previous_response_id`` of one of them is answered 400
+        ``previous_response_not_found``; scripts waiting for tool outputs are kept.
+        """
+        self._responses.expire()
 
     def queue(self, *scenarios: Scenario) -> None:
         """Queue scenarios (FIFO): each next run, on either API, plays one."""

@@ -18,7 +18,12 @@ def _ok(obj: Any) -> bool:
 
 
 def code_tutor(api: Any) -> list[Any]:
-    """The seed program's pattern: code interpreter assistant, streamed run, deltas printed."""
+    """The seed program's pattern: code interpreter assistant, streamed run, deltas printed.
+
+    Text deltas are observed one by one. Code-interpreter deltas are observed as what the seed
+    program prints from them (arguments, then output), joined: how the code is split into
+    deltas is not observable on screen, and DashScope's Responses API sends it in one piece.
+    """
     assistant = api.Assistants.create(
         model="qwen-plus",
         name="Python Tutoring Assistant",
@@ -28,6 +33,7 @@ def code_tutor(api: Any) -> list[Any]:
     thread = api.Threads.create(messages=[{"role": "user", "content": QUESTION}])
     stream = api.Runs.create(thread.id, assistant_id=assistant.id, stream=True)
     seen: list[Any] = []
+    printed: list[str] = []
     for event, data in stream:
         if event == "thread.run.created":
             seen.append(("status", data.status))
@@ -36,14 +42,12 @@ def code_tutor(api: Any) -> list[Any]:
         elif event == "thread.run.step.delta":
             tool_call = data.delta.step_details.tool_calls[0]
             if getattr(tool_call, "type", "") == "code_interpreter":
-                seen.append(
-                    (
-                        "code",
-                        getattr(tool_call.code_interpreter, "arguments", ""),
-                        getattr(tool_call.code_interpreter, "output", ""),
-                    )
-                )
+                printed.append(getattr(tool_call.code_interpreter, "arguments", ""))
+                printed.append(getattr(tool_call.code_interpreter, "output", ""))
         else:
+            if printed:
+                seen.append(("code printout", "".join(printed)))
+                printed = []
             seen.append(event)
     return seen
 

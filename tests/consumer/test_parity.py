@@ -55,11 +55,11 @@ def test_code_tutor_sees_explanation_code_output_and_the_event_order(
         "thread.run.completed",
     ]
     assert seen[0] == ("status", "queued")
-    code = "".join(s[1] for s in seen if isinstance(s, tuple) and s[0] == "code")
-    output = "".join(s[2] for s in seen if isinstance(s, tuple) and s[0] == "code")
+    (printout,) = [s[1] for s in seen if isinstance(s, tuple) and s[0] == "code printout"]
+    assert printout.startswith("import math\n")
+    assert "sin(x) = +1.000" in printout
     text = "".join(s[1] for s in seen if isinstance(s, tuple) and s[0] == "text")
-    assert code and output and text
-    assert "print" in code
+    assert text.startswith("Let's work through this step by step")
 
 
 def test_streamed_text_run_has_the_assistant_api_event_sequence(

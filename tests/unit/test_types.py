@@ -1169,3 +1169,42 @@ def test_unknown_stream_events_match_dashscope(
 ) -> None:
     data = {"status_code": 400, "code": "InvalidParameter", "message": "bad"}
     assert t.convert_stream_item(event, data)[1] is dashscope_types.convert(event, data) is data
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        {
+            "id": "msg_1",
+            "object": "thread.message.delta",
+            "delta": {
+                "role": "assistant",
+                "content": [
+                    {"index": 0, "type": "text", "text": {"value": "Hi", "annotations": []}}
+                ],
+            },
+        },
+        {
+            "id": "msg_1",
+            "object": "thread.message.delta",
+            "status_code": 200,
+            "delta": {"content": [{"type": "text", "text": {"value": "x"}}]},
+        },
+        # shapes the fast path leaves to the general one
+        {"id": "m", "delta": {"content": {"type": "text", "text": {"value": "single"}}}},
+        {"id": "m", "delta": {"content": [{"type": "text", "text": {"value": "a"}}, {"x": 1}]}},
+        {"id": "m", "delta": {"content": [{"type": "image_file", "image_file": {"file_id": "f"}}]}},
+        {"id": "m", "delta": {}},
+        {"id": "m"},
+    ],
+)
+def test_adopting_a_delta_reads_exactly_like_building_it(wire: dict[str, Any]) -> None:
+    adopted = t.ThreadMessageDelta.adopt(copy.deepcopy(wire))
+    built = t.ThreadMessageDelta.from_dict(copy.deepcopy(wire))
+    assert adopted == built
+    assert repr(adopted) == repr(built)
+    assert str(adopted) == str(built)
+    assert adopted.status_code == built.status_code == 200
+    if built.delta is not None and isinstance(built.delta.content, t.MessageContentText):
+        assert type(adopted.delta.content.text) is t.Text
+        assert adopted.delta.content.text.value == built.delta.content.text.value

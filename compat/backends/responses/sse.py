@@ -1,10 +1,13 @@
 """A minimal server-sent-events reader: bytes in, ``data`` payloads out.
 
 Rule 1: no I/O here; the caller owns the HTTP response and feeds its byte chunks.
-Rule 2: only what the Responses stream needs: ``data:`` lines are joined with ``\\n`` per event
-(the SSE algorithm), ``id:``, ``event:``, ``retry:`` and ``:`` comment lines (DashScope's
-``:HTTP_STATUS/200``) are skipped, because events are typed by their JSON ``type``. This is the
-hot path of every streamed run, so it works on whole chunks and touches each line once.
+Rule 2: only what the Responses stream needs. Events are split at blank lines; an event's
+``data:`` lines are joined with ``\\n`` (the SSE algorithm); ``id:``, ``event:``, ``retry:`` and
+``:`` comment lines (DashScope's ``:HTTP_STATUS/200``) are skipped, because events are typed by
+their JSON ``type``. Lines end in LF or CRLF (a lone CR is not a line end here).
+
+This is the hot path of every streamed run, so the common event (one ``data:`` line) costs a
+split and a ``find`` on bytes, never a loop over its lines in Python.
 """
 
 from __future__ import annotations
@@ -15,33 +18,54 @@ __all__ = ["iter_sse_data"]
 
 
 def iter_sse_data(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Yield each event's data (bytes, lines joined with ``\\n``) as soon as the event ends.
+    """Yield each event's data (bytes) as soon as the event's blank line arrives.
 
-    An event ends at a blank line, or at the end of the stream if data is pending. ``[DONE]``
-    payloads are yielded like any other; the caller decides what they mean.
+    Data still pending when the stream ends is yielded too. ``[DONE]`` payloads are yielded like
+    any other; the caller decides what they mean.
     """
     pending = b""
-    data: list[bytes] = []
     for chunk in chunks:
         if pending:
             chunk = pending + chunk
-        lines = chunk.split(b"\n")
-        pending = lines.pop()
-        for line in lines:
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            if not line:
-                if data:
-                    yield data[0] if len(data) == 1 else b"\n".join(data)
-                    data = []
-            elif line.startswith(b"data:"):
-                value = line[5:]
-                data.append(value[1:] if value.startswith(b" ") else value)
-            # id:, event:, retry: and ":" comments carry nothing the translator uses.
-    if pending.endswith(b"\r"):
-        pending = pending[:-1]
-    if pending.startswith(b"data:"):
-        value = pending[5:]
-        data.append(value[1:] if value.startswith(b" ") else value)
-    if data:
-        yield data[0] if len(data) == 1 else b"\n".join(data)
+        if b"\r" in chunk:
+            # A CRLF split across chunks leaves a CR at the end: keep it for the next chunk.
+            keep_cr = chunk.endswith(b"\r")
+            chunk = chunk.replace(b"\r\n", b"\n")
+            if keep_cr:
+                chunk, pending_cr = chunk[:-1], b"\r"
+            else:
+                pending_cr = b""
+        else:
+            pending_cr = b""
+        blocks = chunk.split(b"\n\n")
+        pending = blocks.pop() + pending_cr
+        for block in blocks:
+            data = _event_data(block)
+            if data is not None:
+                yield data
+    if pending:
+        data = _event_data(pending.replace(b"\r\n", b"\n").rstrip(b"\r\n"))
+        if data is not None:
+            yield data
+
+
+def _event_data(block: bytes) -> bytes | None:
+    """The data of one event block (its lines without the blank line), or None if it has none."""
+    if block.startswith(b"data:"):
+        start = 5
+    else:
+        start = block.find(b"\ndata:")
+        if start < 0:
+            return None
+        start += 6
+    end = block.find(b"\n", start)
+    if end < 0:
+        first = block[start:]
+        return first[1:] if first.startswith(b" ") else first
+    # More lines after the first data line: collect every data line (rare).
+    parts = []
+    for line in block[start - 5 :].split(b"\n"):
+        if line.startswith(b"data:"):
+            value = line[5:]
+            parts.append(value[1:] if value.startswith(b" ") else value)
+    return b"\n".join(parts)
