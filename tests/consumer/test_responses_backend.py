@@ -188,3 +188,45 @@ def test_a_run_orphaned_by_its_process_is_reported_expired(tmp_path: Path) -> No
         assert compat.Runs.wait(run_id, thread_id=thread_id).status == "expired"
     finally:
         compat.configure(reset=True)
+
+
+def test_replay_continuation_resends_each_call_next_to_its_output(responses: Emulator) -> None:
+    compat.configure(history="replay")
+    responses.queue(Scenario.function_call("lookup", {"key": "a"}, then="Found it."))
+    tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    assistant = compat.Assistants.create(model="qwen-plus", tools=[tool])
+    thread = compat.Threads.create(messages=[{"role": "user", "content": "Find a."}])
+    run = compat.Runs.create(thread.id, assistant_id=assistant.id)
+    run = compat.Runs.wait(run.id, thread_id=thread.id)
+    (call,) = run.required_action.submit_tool_outputs.tool_calls
+    compat.Runs.submit_tool_outputs(
+        run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": call.id, "output": "A!"}]
+    )
+    assert compat.Runs.wait(run.id, thread_id=thread.id).status == "completed"
+    continuation = _bodies(responses)[1]
+    assert "previous_response_id" not in continuation
+    assert continuation["input"] == [
+        {"role": "user", "content": "Find a."},
+        {
+            "type": "function_call",
+            "call_id": call.id,
+            "name": "lookup",
+            "arguments": '{"key": "a"}',
+        },
+        {"type": "function_call_output", "call_id": call.id, "output": "A!"},
+    ]
+
+
+def test_a_stream_dropped_before_its_first_item_cancels_the_run(responses: Emulator) -> None:
+    import gc
+
+    responses.queue(Scenario.text("word " * 50).paced(0.02))
+    assistant = compat.Assistants.create(model="qwen-plus")
+    thread = compat.Threads.create(messages=[{"role": "user", "content": "Hi"}])
+    stream = compat.Runs.create(thread.id, assistant_id=assistant.id, stream=True)
+    del stream
+    gc.collect()
+    (run,) = compat.Runs.list(thread.id).data
+    assert run.status == "cancelled"
+    again = compat.Runs.create(thread.id, assistant_id=assistant.id)  # the thread is free again
+    assert compat.Runs.wait(again.id, thread_id=thread.id).status == "completed"

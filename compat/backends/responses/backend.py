@@ -15,7 +15,7 @@ from compat._ids import new_id, now_ms
 from compat.backends import JSON, CallOptions, Reply
 from compat.backends.responses import request as rq
 from compat.backends.responses.runs import RunExecutor
-from compat.store import Store, default_store_path, open_store
+from compat.store import Record, Store, default_store_path, open_store
 
 __all__ = ["ResponsesBackend"]
 
@@ -121,7 +121,7 @@ class ResponsesBackend:
             return refusal
         body = o.assistant_body(params)
         record = self.store(opts).update(
-            "assistant", assistant_id, lambda r: type(r)(o.apply_update(r.data, body), r.meta)
+            "assistant", assistant_id, lambda r: Record(o.apply_update(r.data, body), r.meta)
         )
         return ok(record.data) if record else not_found("assistant")
 
@@ -165,7 +165,7 @@ class ResponsesBackend:
         record = self.store(opts).update(
             "thread",
             thread_id,
-            lambda r: type(r)(o.apply_update(r.data, {"metadata": metadata}), r.meta),
+            lambda r: Record(o.apply_update(r.data, {"metadata": metadata}), r.meta),
         )
         return ok(record.data) if record else not_found("thread")
 
@@ -204,19 +204,7 @@ class ResponsesBackend:
         store = self.store(opts)
         if store.get("thread", thread_id) is None:
             return not_found("thread")
-        metadata = params.get("metadata")
-        record = store.update(
-            "message",
-            message_id,
-            lambda r: (
-                type(r)(o.apply_update(r.data, {"metadata": metadata}), r.meta)
-                if r.data.get("thread_id") == thread_id
-                else None
-            ),
-        )
-        if record is None or record.data.get("thread_id") != thread_id:
-            return not_found("message")
-        return ok(record.data)
+        return _update_owned(store, "message", message_id, thread_id, params)
 
     # -- runs -------------------------------------------------------------------------------
     def create_run(self, thread_id: str, params: JSON, opts: CallOptions) -> Reply:
@@ -248,19 +236,7 @@ class ResponsesBackend:
         return _page(store, "run", thread_id, query)
 
     def update_run(self, thread_id: str, run_id: str, params: JSON, opts: CallOptions) -> JSON:
-        metadata = params.get("metadata")
-        record = self.store(opts).update(
-            "run",
-            run_id,
-            lambda r: (
-                type(r)(o.apply_update(r.data, {"metadata": metadata}), r.meta)
-                if r.data.get("thread_id") == thread_id
-                else None
-            ),
-        )
-        if record is None or record.data.get("thread_id") != thread_id:
-            return not_found("run")
-        return ok(record.data)
+        return _update_owned(self.store(opts), "run", run_id, thread_id, params)
 
     def cancel_run(self, thread_id: str, run_id: str, opts: CallOptions) -> JSON:
         return self.executor(opts).cancel(thread_id, run_id)
@@ -294,6 +270,21 @@ class ResponsesBackend:
         ):
             return not_found("step")
         return ok(record.data)
+
+
+def _update_owned(store: Store, kind: Any, object_id: str, thread_id: str, params: JSON) -> JSON:
+    """Update the metadata of a message or run, if it belongs to ``thread_id``."""
+    body = {"metadata": params.get("metadata")}
+
+    def apply(r: Record) -> Record | None:
+        if r.data.get("thread_id") != thread_id:
+            return None
+        return Record(o.apply_update(r.data, body), r.meta)
+
+    record = store.update(kind, object_id, apply)
+    if record is None or record.data.get("thread_id") != thread_id:
+        return not_found(kind)
+    return ok(record.data)
 
 
 def _refusal(params: JSON) -> JSON | None:

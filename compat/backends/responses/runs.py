@@ -21,7 +21,7 @@ from typing import Any
 
 from compat import _objects as o
 from compat._ids import new_id, now_ms
-from compat.backends import JSON, CallOptions, Reply, StreamItems
+from compat.backends import JSON, CallOptions, Reply
 from compat.backends.responses import request as rq
 from compat.backends.responses.history import History, chain_cursor
 from compat.backends.responses.translate import ResponsesTranslator
@@ -112,7 +112,7 @@ class RunExecutor:
             return refuse(busy)
         try:
             history = History(store, thread_id, opts.settings.history)
-            job = self._open(run, history, params, opts, assistant)
+            job = self._open(run, history, params, opts)
         except UpstreamHTTPError as exc:
             self._release_thread(thread_id, run["id"])
             return refuse(exc.error)
@@ -139,7 +139,6 @@ class RunExecutor:
         history: History,
         params: JSON,
         opts: CallOptions,
-        assistant: JSON,
         *,
         continuation: JSON | None = None,
     ) -> _Job:
@@ -157,33 +156,29 @@ class RunExecutor:
                 "tool_outputs": continuation["outputs"],
                 "prior_usage": continuation["usage"],
             }
-        previous, items = history.input_for(continuation)
-        request = rq.build_request(
-            run,
-            instructions=instructions,
-            tools=tools,
-            input_items=items,
-            previous_response_id=previous,
-            sampling=run,
-            extra_body=params.get("extra_body"),
-        )
-        try:
-            opened = upstream.stream(request)
-        except UpstreamHTTPError as exc:
-            if previous is None or not _lost_previous_response(exc):
-                raise
-            # The chained response expired or is unknown upstream: resend the thread instead.
-            previous, items = history.replay_input(continuation)
-            request = rq.build_request(
+
+        def request_for(previous: str | None, items: list[JSON]) -> JSON:
+            return rq.build_request(
                 run,
                 instructions=instructions,
                 tools=tools,
                 input_items=items,
-                previous_response_id=None,
+                previous_response_id=previous,
                 sampling=run,
                 extra_body=params.get("extra_body"),
             )
-            opened = upstream.stream(request)
+
+        previous, items = history.input_for(continuation)
+        request = request_for(previous, items)
+        timeout = opts.extra.get("request_timeout")
+        try:
+            opened = upstream.stream(request, timeout)
+        except UpstreamHTTPError as exc:
+            if previous is None or not _lost_previous_response(exc):
+                raise
+            # The chained response expired or is unknown upstream: resend the thread instead.
+            request = request_for(*history.replay_input(continuation))
+            opened = upstream.stream(request, timeout)
         translator = ResponsesTranslator(run, new_id=new_id, clock=now_ms, **translator_args)
         return _Job(run=run, request=request, translator=translator, upstream=opened)
 
@@ -192,7 +187,11 @@ class RunExecutor:
         with self._lock:
             self._live[job.run["id"]] = job
         if stream:
-            return self._stream(job, prefix)
+            items = self._stream(job, prefix)
+            # Run it to its first (empty) yield: from there on, closing the stream or merely
+            # dropping it runs _stream's cleanup, so the run is stored cancelled either way.
+            next(items)
+            return items  # type: ignore[return-value]
         worker = threading.Thread(
             target=self._drain, args=(job,), name=f"compat-run-{job.run['id']}", daemon=True
         )
@@ -203,13 +202,16 @@ class RunExecutor:
         for _ in self._stream(job, []):
             pass
 
-    def _stream(self, job: _Job, prefix: list[tuple[str, JSON]]) -> StreamItems:
+    def _stream(
+        self, job: _Job, prefix: list[tuple[str, JSON]]
+    ) -> Iterator[tuple[str | None, JSON] | None]:
         translator = job.translator
         feed = translator.feed
         upstream = job.upstream
         assert upstream is not None
         finished = False
         try:
+            yield None  # see _launch
             yield from prefix
             try:
                 events = iter(upstream) if upstream.is_event_stream else _json_body_events(upstream)
@@ -388,12 +390,11 @@ class RunExecutor:
                 _error("InvalidParameter", o.not_requires_action_message(run["status"])), stream
             )
         pending = record.meta.get("pending") or []
-        outputs = o.match_tool_outputs(pending, params.get("tool_outputs") or [])
+        outputs = o.match_tool_outputs([c["id"] for c in pending], params.get("tool_outputs"))
         if isinstance(outputs, str):
             return _reply_error(_error("InvalidParameter", outputs), stream)
         step_record = self.store.get("step", record.meta.get("tool_step_id") or "")
-        assistant_record = self.store.get("assistant", run["assistant_id"])
-        if step_record is None or assistant_record is None:
+        if step_record is None:
             return _reply_error(_error("InvalidParameter", o.not_found_message("run")), stream)
         continuation = {
             "step": step_record.data,
@@ -407,9 +408,7 @@ class RunExecutor:
         run = dict(run, status="queued", required_action=None)
         history = History(self.store, thread_id, opts.settings.history)
         try:
-            job = self._open(
-                run, history, request_meta, opts, assistant_record.data, continuation=continuation
-            )
+            job = self._open(run, history, request_meta, opts, continuation=continuation)
         except UpstreamHTTPError as exc:
             return _reply_error(exc.error, stream)
         meta = dict(record.meta, worker=_PROCESS, pending=[])

@@ -132,9 +132,16 @@ class Upstream:
     def __init__(self, base_url: str, api_key: str) -> None:
         self.client = openai.OpenAI(base_url=base_url, api_key=api_key)
 
-    def stream(self, request: JSON) -> UpstreamStream:
-        """``responses.create(stream=True, **request)``; ``UpstreamHTTPError`` on HTTP errors."""
-        manager = self.client.responses.with_streaming_response.create(stream=True, **request)
+    def stream(self, request: JSON, timeout: float | None = None) -> UpstreamStream:
+        """``responses.create(stream=True, **request)``; ``UpstreamHTTPError`` on HTTP errors.
+
+        ``timeout`` (seconds, dashscope's ``request_timeout``) bounds the wait for each read;
+        without it the openai client's default applies.
+        """
+        options: JSON = {} if timeout is None else {"timeout": timeout}
+        manager = self.client.responses.with_streaming_response.create(
+            stream=True, **request, **options
+        )
         with _mapped_errors():
             response = manager.__enter__()
         return UpstreamStream(response, manager)
