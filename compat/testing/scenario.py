@@ -4,7 +4,7 @@ A :class:`Scenario` is what "the model" does during one run: a list of :class:`T
 one model response made of ordered items (:class:`Text`, :class:`Reasoning`,
 :class:`CodeInterpreter`, :class:`Search`, :class:`FunctionCall`, :class:`Failure`). Each API
 emulation renders the same turns in its own wire format (Assistant-API events in
-``assistants_api``, Responses events in ``responses_events``), so one scenario is the same
+``assistants_events``, Responses events in ``responses_events``), so one scenario is the same
 conversation on both.
 
 Rules (checked when a scenario is built):

@@ -8,6 +8,7 @@ already built under that API's lock, so the socket is written without holding it
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import socket
 import sys
@@ -15,7 +16,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -86,11 +87,13 @@ class JSONReply:
 
 @dataclass(frozen=True)
 class StreamReply:
-    """An event stream: ``chunks`` written at once (or ``pace`` seconds apart), then close.
+    """An event stream: ``chunks`` written at once (or one by one, ``pace`` s apart), then close.
 
     ``pauses`` maps a chunk index to seconds of silence before that chunk (``len(chunks)``: before
     the end). ``drop=True`` sends the body chunked and closes without the final empty chunk, so
-    the client sees a broken transfer rather than a clean end.
+    the client sees a broken transfer rather than a clean end. ``on_disconnect(sent)`` is called,
+    from the writing thread, if the client goes away before the end: ``sent`` chunks were written
+    whole (into the socket: the client may not have read them all).
     """
 
     chunks: Sequence[bytes]
@@ -98,6 +101,7 @@ class StreamReply:
     pauses: Mapping[int, float] = field(default_factory=dict)
     drop: bool = False
     content_type: str = "text/event-stream;charset=UTF-8"
+    on_disconnect: Callable[[int], None] | None = None
 
 
 Reply = JSONReply | StreamReply
@@ -163,6 +167,8 @@ def paginate(items: Sequence[T], query: Mapping[str, str], thing: str) -> tuple[
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 resets connections when a test opens dozens at once.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
         self.emulator = emulator
@@ -245,7 +251,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_stream(reply)
             else:
                 self._send_json(reply)
-        except (BrokenPipeError, ConnectionResetError):
+        except ConnectionError:  # the client went away (stream.close(), a timeout)
             self.close_connection = True
 
     def _send_json(self, reply: JSONReply) -> None:
@@ -256,40 +262,64 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(reply.body)
 
     def _send_stream(self, reply: StreamReply) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", reply.content_type)
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Connection", "close")  # the body ends when the connection does
-        if reply.drop:
-            self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-        write = self._write_chunked if reply.drop else self.wfile.write
-        chunks, pace, pauses = reply.chunks, reply.pace, reply.pauses
-        start = 0
-        for stop in sorted(i for i in pauses if 0 <= i <= len(chunks)):
-            self._write_group(write, chunks[start:stop], pace)
-            time.sleep(pauses[stop])
-            start = stop
-        self._write_group(write, chunks[start:], pace)
+        writer = _ChunkWriter(self.connection, chunked=reply.drop)
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", reply.content_type)
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Connection", "close")  # the body ends when the connection does
+            if reply.drop:
+                self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for silence, group in _schedule(reply):
+                if silence:
+                    time.sleep(silence)
+                writer.write(group)
+        except ConnectionError:
+            if reply.on_disconnect is not None:
+                reply.on_disconnect(writer.sent)
+            raise
         if reply.drop:
             # No terminating 0-chunk: the transfer is visibly incomplete when the socket closes.
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
 
-    @staticmethod
-    def _write_group(
-        write: Callable[[bytes], object], group: Sequence[bytes], pace: float | None
-    ) -> None:
-        if not pace:
-            write(b"".join(group))
-            return
-        for chunk in group:
-            write(chunk)
-            time.sleep(pace)
 
-    def _write_chunked(self, data: bytes) -> None:
-        if data:
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+def _schedule(reply: StreamReply) -> Iterator[tuple[float, Sequence[bytes]]]:
+    """``(seconds of silence, chunks to write in one go)``: one chunk at a time when paced."""
+    chunks, pace, pauses = reply.chunks, reply.pace or 0.0, reply.pauses
+    end = len(chunks)
+    cuts = range(1, end) if pace else sorted(i for i in pauses if 0 < i < end)
+    bounds = [0, *cuts, end] if end else [0]
+    for start, stop in itertools.pairwise(bounds):
+        yield pauses.get(start, 0.0) + (pace if start else 0.0), chunks[start:stop]
+    yield pauses.get(end, 0.0), ()
+
+
+class _ChunkWriter:
+    """Writes groups of chunks to a socket, counting the chunks that went out whole."""
+
+    def __init__(self, sock: socket.socket, *, chunked: bool) -> None:
+        self.sock, self.chunked = sock, chunked
+        self.sent = 0
+
+    def write(self, group: Sequence[bytes]) -> None:
+        data = b"".join(group)
+        if self.chunked:  # HTTP chunked framing: all or nothing is precise enough there
+            if data:
+                self.sock.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+            self.sent += len(group)
+            return
+        view, done = memoryview(data), 0
+        try:
+            while done < len(data):
+                done += self.sock.send(view[done:])
+        finally:
+            for chunk in group:
+                done -= len(chunk)
+                if done < 0:
+                    break
+                self.sent += 1
 
 
 def _error(code: str, message: str) -> JSON:

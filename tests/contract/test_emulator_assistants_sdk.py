@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -756,6 +758,28 @@ def test_cancel_moves_to_cancelling_then_cancelled(manual: Emulator) -> None:
     assert len(Messages.list(thread.id).data) == 1
 
 
+@pytest.mark.parametrize(
+    ("retrieves", "status", "steps"),
+    [(1, "in_progress", []), (2, "requires_action", ["cancelled"])],
+)
+def test_cancel_from_in_progress_or_requires_action_goes_through_cancelling(
+    manual: Emulator, retrieves: int, status: str, steps: list[str]
+) -> None:
+    assistant = Assistants.create(model="m")
+    thread = new_thread()
+    manual.queue(Scenario.function_call("f", {"x": 1}))
+    run = Runs.create(thread.id, assistant_id=assistant.id)
+    for _ in range(retrieves):
+        reached = Runs.retrieve(run.id, thread_id=thread.id).status
+    assert reached == status
+    cancelling = Runs.cancel(run.id, thread_id=thread.id)
+    assert (cancelling.status, cancelling.cancelled_at) == ("cancelling", None)
+    cancelled = Runs.retrieve(run.id, thread_id=thread.id)
+    assert (cancelled.status, cancelled.required_action) == ("cancelled", None)
+    assert cancelled.cancelled_at is not None
+    assert [s.status for s in Steps.list(run.id, thread_id=thread.id).data] == steps
+
+
 def test_run_settings_come_from_the_assistant_unless_overridden(manual: Emulator) -> None:
     assistant = Assistants.create(
         model="qwen-plus", instructions="Base.", tools=[{"type": "code_interpreter"}], top_p=0.5
@@ -795,10 +819,10 @@ def last_post_body(emu: Emulator) -> Any:
 # --- streams, the emulator itself --------------------------------------------------------------
 
 
-def test_stream_close_mid_stream(emu: Emulator) -> None:
+def test_closing_a_stream_already_written_whole_leaves_the_run_completed(emu: Emulator) -> None:
     assistant = Assistants.create(model="m")
     thread = new_thread()
-    words = [f"w{i} " for i in range(5000)]
+    words = [f"w{i} " for i in range(50)]  # a few KB: in the socket before the client reads
     emu.queue(Scenario.text("".join(words), chunks=words))
     stream = Runs.create(thread.id, assistant_id=assistant.id, stream=True)
     seen = [next(stream)[0] for _ in range(10)]
@@ -806,7 +830,9 @@ def test_stream_close_mid_stream(emu: Emulator) -> None:
     assert seen[-1] == "thread.message.delta"
     with pytest.raises(StopIteration):
         next(stream)
+    time.sleep(0.1)
     assert Runs.list(thread.id).data[0].status == "completed"
+    assert Messages.list(thread.id).data[0].content[0].text.value == "".join(words)
 
 
 def test_paced_stream_still_arrives_whole(emu: Emulator) -> None:
@@ -815,6 +841,145 @@ def test_paced_stream_still_arrives_whole(emu: Emulator) -> None:
     emu.queue(Scenario.text("a b").paced(0.001))
     events = list(Runs.create(thread.id, assistant_id=assistant.id, stream=True))
     assert [e for e, _ in events] == HEAD + message_events(2) + ["thread.run.completed"]
+    time.sleep(0.05)
+    run = Runs.retrieve(events[0][1].id, thread_id=thread.id)
+    assert (run.status, run.cancelled_at) == ("completed", None)
+    reply = Messages.list(thread.id).data[0]
+    assert (reply.status, reply.content[0].text.value) == ("completed", "a b")
+    steps = Steps.list(run.id, thread_id=thread.id).data
+    assert [s.status for s in steps] == ["completed"]
+
+
+def test_paced_stream_is_written_one_event_at_a_time(emu: Emulator) -> None:
+    assistant = Assistants.create(model="m")
+    thread = new_thread()
+    emu.queue(Scenario.text("a b c d").paced(0.05))
+    with httpx.Client(headers={"Authorization": f"Bearer {emu.api_key}"}) as client:
+        url = f"{emu.assistants_base_url}/threads/{thread.id}/runs"
+        started = time.monotonic()
+        with client.stream("POST", url, json={"assistant_id": assistant.id, "stream": True}) as r:
+            reads = [chunk for chunk in r.iter_raw() if chunk]
+        elapsed = time.monotonic() - started
+    events = b"".join(reads).split(b"\n\n")[:-1]
+    assert len(events) == len(HEAD + message_events(4)) + 2  # run.completed, done
+    assert elapsed >= 0.05 * (len(events) - 1)
+    assert all(chunk.endswith(b"\n\n") for chunk in reads)  # whole events only
+    # 50 ms apart, events arrive one per read (a loaded machine may merge a few)
+    assert len(reads) > len(events) // 2
+
+
+# --- streams the client closes early -----------------------------------------------------------
+
+
+def wait_for_status(thread_id: str, run_id: str, status: str) -> Any:
+    deadline = time.monotonic() + 2
+    while (run := Runs.retrieve(run_id, thread_id=thread_id)).status != status:
+        assert time.monotonic() < deadline, f"the run is still {run.status!r}"
+        time.sleep(0.02)
+    return run
+
+
+def read_until(stream: Any, event: str, count: int) -> list[tuple[str, Any]]:
+    seen: list[tuple[str, Any]] = []
+    for item in stream:
+        seen.append(item)
+        if [e for e, _ in seen].count(event) == count:
+            break
+    stream.close()
+    return seen
+
+
+def test_closing_a_paced_stream_cancels_the_run_after_the_events_sent(emu: Emulator) -> None:
+    assistant = Assistants.create(model="m")
+    thread = new_thread()
+    words = [f"w{i} " for i in range(40)]
+    emu.queue(Scenario.text("".join(words), chunks=words).paced(0.02))
+    stream = Runs.create(thread.id, assistant_id=assistant.id, stream=True)
+    seen = read_until(stream, "thread.message.delta", 3)
+    run = wait_for_status(thread.id, seen[0][1].id, "cancelled")
+    assert run.cancelled_at is not None
+    assert (run.completed_at, run.usage, run.required_action) == (None, None, None)
+    reply, question = Messages.list(thread.id).data
+    assert (reply.role, reply.status, question.status) == ("assistant", "incomplete", "completed")
+    text = reply.content[0].text.value
+    sent = text.count(" ")  # the deltas written before the server saw the client gone
+    assert 3 <= sent < 40 and text == "".join(words[:sent])
+    [step] = Steps.list(run.id, thread_id=thread.id).data
+    assert (step.type, step.status, step.completed_at) == ("message_creation", "cancelled", None)
+    assert step.cancelled_at is not None
+    assert step.step_details.message_creation.message_id == reply.id
+    # The thread goes on, and the model sees the partial reply: 12 + len(text) chars of input.
+    events = list(Runs.create(thread.id, assistant_id=assistant.id, stream=True))
+    assert events[-1][0] == "thread.run.completed"
+    assert events[-1][1].usage["prompt_tokens"] == (12 + len(text)) // 4 + 1
+
+
+def test_closing_a_stream_mid_tool_step_keeps_the_finished_message(emu: Emulator) -> None:
+    assistant = Assistants.create(model="m", tools=[{"type": "code_interpreter"}])
+    thread = new_thread()
+    lines = [f"print({i})\n" for i in range(30)]
+    code = CodeInterpreter("".join(lines), "0\n")
+    emu.queue(Scenario.of(Text("Let me run it."), code, Text("Done.")).paced(0.02))
+    stream = Runs.create(thread.id, assistant_id=assistant.id, stream=True)
+    seen = read_until(stream, "thread.run.step.delta", 2)
+    run = wait_for_status(thread.id, seen[0][1].id, "cancelled")
+    reply = Messages.list(thread.id).data[0]
+    assert (reply.status, reply.content[0].text.value) == ("completed", "Let me run it.")
+    first, second = Steps.list(run.id, thread_id=thread.id, order="asc").data
+    assert (first.type, first.status, second.type, second.status) == (
+        "message_creation",
+        "completed",
+        "tool_calls",
+        "cancelled",
+    )
+    [call] = second.step_details.tool_calls
+    sent = call.code_interpreter.arguments.count("\n")
+    assert 2 <= sent < 30 and call.code_interpreter.arguments == "".join(lines[:sent])
+    assert call.code_interpreter.output is None
+    assert call.id == seen[-1][1].delta.step_details.tool_calls[0].id
+
+
+def test_closing_an_unpaced_stream_counts_the_events_written_whole(emu: Emulator) -> None:
+    assistant = Assistants.create(model="m")
+    thread = new_thread()
+    words = [f"w{i} " for i in range(40000)]  # ~6 MB: more than the socket buffers can hold
+    emu.queue(Scenario.text("".join(words), chunks=words))
+    body = json.dumps({"assistant_id": assistant.id, "stream": True}).encode()
+    head = (
+        f"POST /api/v1/threads/{thread.id}/runs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {emu.api_key}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
+        sock.connect(("127.0.0.1", emu.port))
+        sock.sendall(head.encode() + body)
+        received = b""
+        while received.count(b"event:thread.message.delta") < 3:
+            received += sock.recv(4096)
+    run_id = json.loads(received.split(b"data:", 1)[1].split(b"\n", 1)[0])["id"]
+    wait_for_status(thread.id, run_id, "cancelled")
+    reply = Messages.list(thread.id).data[0]
+    text = reply.content[0].text.value
+    sent = text.count(" ")
+    assert reply.status == "incomplete"
+    assert 3 <= sent < 40000 and text == "".join(words[:sent])
+
+
+def test_a_streamed_run_that_required_action_still_cancels_through_cancelling(
+    manual: Emulator,
+) -> None:
+    assistant = Assistants.create(model="m")
+    thread = new_thread()
+    manual.queue(Scenario.function_call("f", {"x": 1}).paced(0.001))
+    events = list(Runs.create(thread.id, assistant_id=assistant.id, stream=True))
+    run = events[-1][1]
+    assert run.status == "requires_action"
+    assert Runs.cancel(run.id, thread_id=thread.id).status == "cancelling"
+    cancelled = Runs.retrieve(run.id, thread_id=thread.id)
+    assert (cancelled.status, cancelled.required_action) == ("cancelled", None)
+    [step] = Steps.list(run.id, thread_id=thread.id).data
+    assert step.status == "cancelled" and step.cancelled_at is not None
 
 
 def test_requests_are_recorded_and_reset_drops_everything(emu: Emulator) -> None:
