@@ -323,3 +323,39 @@ def test_transport_failures_are_reported_with_their_own_code(
         assert compat.Runs.retrieve(run.id, thread_id=thread.id).last_error == run.last_error
     finally:
         compat.configure(reset=True)
+
+
+@needs_responses
+def test_file_attachments_are_refused_not_dropped(compat_emulator: Emulator) -> None:
+    compat.configure(backend="responses", store="memory")
+    try:
+        refused = compat.Assistants.create(model="qwen-plus", file_ids=["file_1"])
+        assert (refused.status_code, refused.code) == (400, "UnsupportedByResponsesAPI")
+        assert refused.message.startswith("file_ids are not supported on the responses backend")
+        thread = compat.Threads.create(messages=[{"role": "user", "content": "Hi"}])
+        message = compat.Messages.create(thread.id, content="See file", file_ids=["file_1"])
+        assert (message.status_code, message.code) == (400, "UnsupportedByResponsesAPI")
+        assert [m.content[0].text.value for m in compat.Messages.list(thread.id).data] == ["Hi"]
+        bad = compat.Threads.create(
+            messages=[{"role": "user", "content": "Hi", "file_ids": ["file_1"]}]
+        )
+        assert (bad.status_code, bad.code) == (400, "UnsupportedByResponsesAPI")
+    finally:
+        compat.configure(reset=True)
+
+
+def test_nested_error_event_fails_the_run_and_keeps_the_partial_message(
+    apis: dict[str, Any], backend: str, compat_emulator: Emulator
+) -> None:
+    scenario = Scenario.failure("server_error", "boom", after_text="Once upon", mode="error_event")
+    *streamed, stored_status, messages = p.failure_after_start(
+        apis["compat"], compat_emulator, scenario
+    )
+    if backend == "assistants":
+        # The Assistant API's own form: a raw event:error, which dashscope yields as ("error", err).
+        assert streamed[-1] == ("error", "server_error", "boom")
+    else:
+        assert streamed[-1] == "thread.run.failed"
+    assert stored_status == "failed"
+    assert messages[1][:2] == ("assistant", "incomplete")
+    assert messages[1][2].startswith("Once")

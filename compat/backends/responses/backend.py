@@ -132,6 +132,9 @@ class ResponsesBackend:
 
     # -- threads ----------------------------------------------------------------------------
     def create_thread(self, params: JSON, opts: CallOptions) -> JSON:
+        refusal = _refusal(params)
+        if refusal is not None:
+            return refusal
         thread, items = self._new_thread(params)
         self.store(opts).put_many(items)
         return ok(thread)
@@ -176,6 +179,9 @@ class ResponsesBackend:
 
     # -- messages ---------------------------------------------------------------------------
     def create_message(self, thread_id: str, params: JSON, opts: CallOptions) -> JSON:
+        refusal = _refusal(params)
+        if refusal is not None:
+            return refusal
         store = self.store(opts)
         if store.get("thread", thread_id) is None:
             return not_found("thread")
@@ -214,7 +220,7 @@ class ResponsesBackend:
         return self.executor(opts).start(thread_id, params, opts)
 
     def create_thread_and_run(self, params: JSON, opts: CallOptions) -> Reply:
-        refusal = _refusal(params)
+        refusal = _refusal(params) or _refusal(params.get("thread") or {})
         if refusal is not None:
             return _as_reply(refusal, params)
         store = self.store(opts)
@@ -293,6 +299,9 @@ def _refusal(params: JSON) -> JSON | None:
         if params.get("tools") is not None:
             rq.map_tools(params["tools"])
         rq.check_sampling(params)
+        rq.check_files(params)
+        for message in params.get("messages") or ():
+            rq.check_files(message)
     except rq.Refused as exc:
         return error(400, exc.code, exc.message)
     return None

@@ -14,6 +14,7 @@ from typing import Any
 __all__ = [
     "Refused",
     "build_request",
+    "check_files",
     "check_sampling",
     "instructions_for",
     "map_tools",
@@ -82,6 +83,15 @@ def check_sampling(params: JSON) -> None:
         raise Refused(
             "top_k is not supported by DashScope's Responses API (it would be ignored); "
             "remove it and use temperature or top_p"
+        )
+
+
+def check_files(params: JSON) -> None:
+    """Refuse file attachments: nothing would send them to the Responses API."""
+    if params.get("file_ids"):
+        raise Refused(
+            "file_ids are not supported on the responses backend (compat sends no files to the "
+            "Responses API); put the content in the message text instead"
         )
 
 
