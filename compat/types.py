@@ -264,26 +264,33 @@ class ThreadMessageDelta(BaseObject):
         result reads exactly as ``from_dict``'s (a unit test compares them). Any other shape
         goes through ``from_dict``, which leaves ``data`` as it was.
         """
-        delta = data.get("delta")
-        if delta.__class__ is dict:
-            content = delta.get("content")
-            if content.__class__ is list and len(content) == 1:
-                item = content[0]
-                if item.__class__ is dict and item.get("type") == "text":
-                    text = item.get("text")
-                    if text.__class__ is dict:
-                        value = _new(Text)
-                        value.__dict__ = text
-                        typed_item = _new(MessageContentText)
-                        typed_item.__dict__ = item
-                        item["text"] = value
-                        holder = _new(ThreadMessageDeltaContent)
-                        holder.__dict__ = delta
-                        delta["content"] = typed_item
-                        obj = _new(cls)
-                        obj.__dict__ = data
-                        data["delta"] = holder
-                        return obj
+        try:
+            delta = data["delta"]
+            content = delta["content"]
+            item = content[0]
+            text = item["text"]
+        except (KeyError, IndexError, TypeError):
+            return cls.from_dict(data)
+        if (
+            content.__class__ is list
+            and len(content) == 1
+            and delta.__class__ is dict
+            and item.__class__ is dict
+            and text.__class__ is dict
+            and item.get("type") == "text"
+        ):
+            value = _new(Text)
+            value.__dict__ = text
+            typed_item = _new(MessageContentText)
+            typed_item.__dict__ = item
+            item["text"] = value
+            holder = _new(ThreadMessageDeltaContent)
+            holder.__dict__ = delta
+            delta["content"] = typed_item
+            obj = _new(cls)
+            obj.__dict__ = data
+            data["delta"] = holder
+            return obj
         return cls.from_dict(data)
 
 
