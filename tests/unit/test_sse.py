@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from compat.backends.responses.sse import iter_sse_data
+from compat.backends.responses.sse import InvalidEvent, iter_sse_data, iter_sse_json
 
 DASHSCOPE = (
     b"id:1\nevent:response.created\n:HTTP_STATUS/200\n"
@@ -44,3 +44,20 @@ def test_comments_ids_retries_and_events_without_data_yield_nothing() -> None:
 
 def test_done_marker_is_passed_through_for_the_caller_to_judge() -> None:
     assert list(iter_sse_data([b"data: [DONE]\n\n"])) == [b"[DONE]"]
+
+
+def test_json_events_are_parsed_and_done_ends_the_stream() -> None:
+    body = [
+        b'data: {"type":"a"}\n\ndata: {"type":"b","x":[1]}\n\ndata: [DONE]\n\ndata: {"z":1}\n\n'
+    ]
+    assert list(iter_sse_json(body)) == [{"type": "a"}, {"type": "b", "x": [1]}]
+
+
+@pytest.mark.parametrize("data", [b"not json", b"[1, 2]", b'{"a":1} {"b":2}', b'{"a":'])
+def test_data_that_is_not_one_json_object_is_an_invalid_event(data: bytes) -> None:
+    with pytest.raises(InvalidEvent, match="non-JSON-object event"):
+        list(iter_sse_json([b"data: " + data + b"\n\n"]))
+
+
+def test_only_one_leading_space_is_removed_per_data_line() -> None:
+    assert list(iter_sse_data([b"data:  a\ndata:  b\n\ndata:  c\n\n"])) == [b" a\n b", b" c"]
