@@ -127,6 +127,7 @@ class RunExecutor:
             "usage": None,
             "worker": _PROCESS,
         }
+        self._launch_pending(job)
         store.put("run", run, meta)
         prefix = (
             [("thread.created", dict(created_thread, status_code=200))] if created_thread else []
@@ -183,9 +184,12 @@ class RunExecutor:
         return _Job(run=run, request=request, translator=translator, upstream=opened)
 
     # -- driving ----------------------------------------------------------------------------
-    def _launch(self, job: _Job, stream: bool, prefix: list[tuple[str, JSON]]) -> Reply:
+    def _launch_pending(self, job: _Job) -> None:
+        """Count the run as driven here before it is stored, so no reader takes it for an orphan."""
         with self._lock:
             self._live[job.run["id"]] = job
+
+    def _launch(self, job: _Job, stream: bool, prefix: list[tuple[str, JSON]]) -> Reply:
         if stream:
             items = self._stream(job, prefix)
             # Run it to its first (empty) yield: from there on, closing the stream or merely
@@ -413,6 +417,7 @@ class RunExecutor:
             return _reply_error(exc.error, stream)
         meta = dict(record.meta, worker=_PROCESS, pending=[])
         meta["rounds"] = [*continuation["rounds"], {"calls": pending, "outputs": outputs}]
+        self._launch_pending(job)
         self.store.put("run", run, meta)
         return self._launch(job, stream, [])
 
