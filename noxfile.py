@@ -1,4 +1,8 @@
-"""Sessions: the test matrix (Pythons x backends), lint, typecheck, demo and bench."""
+"""Sessions: the test matrix (Pythons x backends), lint, typecheck, demo and bench.
+
+The matrix runs on every CPython 3.10-3.13 it finds (missing ones are skipped, except in CI);
+the other sessions use the Python that runs nox, so a machine with one Python runs them all.
+"""
 
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ def tests(session: nox.Session, backend: str) -> None:
     )
 
 
-@nox.session(python=PYTHONS[-1])
+@nox.session
 def lint(session: nox.Session) -> None:
     """Check style and common mistakes with ruff."""
     session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
@@ -40,14 +44,14 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", ".")
 
 
-@nox.session(python=PYTHONS[-1])
+@nox.session
 def typecheck(session: nox.Session) -> None:
     """Type-check the package strictly with mypy."""
     session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, "typecheck"))
     session.run("mypy")
 
 
-@nox.session(python=PYTHONS[-1], default=False)
+@nox.session(default=False)
 def demo(session: nox.Session) -> None:
     """Run examples/code_tutor_stream.py against the bundled emulator."""
     session.install("-e", ".[all]")
@@ -64,7 +68,7 @@ def demo(session: nox.Session) -> None:
     )
 
 
-@nox.session(python=PYTHONS[-1], default=False)
+@nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Time compat's translated stream against openai, dashscope and a bare reader."""
     session.install("-e", ".[all]", *nox.project.dependency_groups(PYPROJECT, "test"))
