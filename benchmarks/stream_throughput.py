@@ -98,8 +98,8 @@ def record(directory: Path, deltas: int) -> None:
             directory.joinpath("assistants.sse").write_bytes(response.content)
 
 
-# -- the four readers (each returns how many characters of text it read) -----------------------
-def make_readers(base_url: str) -> dict[str, Callable[[], int]]:
+# -- the four readers (each returns the characters of text it read and the seconds it took) -----
+def make_readers(base_url: str) -> dict[str, Callable[[], tuple[int, float]]]:
     import dashscope
     import httpx
     import openai
@@ -116,27 +116,25 @@ def make_readers(base_url: str) -> dict[str, Callable[[], int]]:
     openai_client = openai.OpenAI(base_url=f"{base_url}/compatible-mode/v1", api_key="sk-bench")
     http = httpx.Client(timeout=60)
 
-    def read_compat() -> int:
+    def read_compat() -> tuple[int, float]:
         thread = compat.Threads.create(messages=[{"role": "user", "content": "Count."}])
         n = 0
         started = time.perf_counter()
         for event, data in compat.Runs.create(thread.id, assistant_id=assistant.id, stream=True):
             if event == "thread.message.delta":
                 n += len(data.delta.content.text.value)
-        read_compat.elapsed = time.perf_counter() - started  # type: ignore[attr-defined]
-        return n
+        return n, time.perf_counter() - started
 
-    def read_openai() -> int:
+    def read_openai() -> tuple[int, float]:
         n = 0
         started = time.perf_counter()
         stream = openai_client.responses.create(model="qwen-plus", input="Count.", stream=True)
         for event in stream:
             if event.type == "response.output_text.delta":
                 n += len(event.delta)
-        read_openai.elapsed = time.perf_counter() - started  # type: ignore[attr-defined]
-        return n
+        return n, time.perf_counter() - started
 
-    def read_dashscope() -> int:
+    def read_dashscope() -> tuple[int, float]:
         n = 0
         started = time.perf_counter()
         stream = dashscope.Runs.create(
@@ -149,10 +147,9 @@ def make_readers(base_url: str) -> dict[str, Callable[[], int]]:
         for event, data in stream:
             if event == "thread.message.delta":
                 n += len(data.delta.content.text.value)
-        read_dashscope.elapsed = time.perf_counter() - started  # type: ignore[attr-defined]
-        return n
+        return n, time.perf_counter() - started
 
-    def read_bare() -> int:
+    def read_bare() -> tuple[int, float]:
         n = 0
         started = time.perf_counter()
         loads = json.loads
@@ -163,8 +160,7 @@ def make_readers(base_url: str) -> dict[str, Callable[[], int]]:
                     event = loads(line[5:])
                     if event["type"] == "response.output_text.delta":
                         n += len(event["delta"])
-        read_bare.elapsed = time.perf_counter() - started  # type: ignore[attr-defined]
-        return n
+        return n, time.perf_counter() - started
 
     return {
         "compat": read_compat,
@@ -205,12 +201,12 @@ def main() -> None:
             times: dict[str, list[float]] = {name: [] for name in readers}
             expected = len(text_of(args.deltas))
             for name, read in readers.items():  # warm-up: imports, connections, caches
-                assert read() == expected, f"{name} read a different text"
+                assert read()[0] == expected, f"{name} read a different text"
             for _ in range(args.rounds):
                 for name, read in readers.items():
-                    count = read()
+                    count, seconds = read()
                     assert count == expected, f"{name} read {count} characters, not {expected}"
-                    times[name].append(read.elapsed)  # type: ignore[attr-defined]
+                    times[name].append(seconds)
         finally:
             server.terminate()
             server.wait()

@@ -27,7 +27,7 @@ import threading
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 __all__ = [
     "CodeInterpreter",
@@ -60,17 +60,7 @@ FailureMode = Literal[
     "truncate",
     "stall",
 ]
-_FAILURE_MODES = (
-    "run_failed",
-    "error_event",
-    "http_error",
-    "error_event_flat",
-    "incomplete",
-    "rate_limited_json",
-    "drop",
-    "truncate",
-    "stall",
-)
+_FAILURE_MODES = get_args(FailureMode)
 #: Modes that answer the whole request instead of ending a stream: alone in their Turn.
 _WHOLE_REQUEST_MODES = ("http_error", "rate_limited_json")
 

@@ -7,7 +7,6 @@ tool or parameter and what to use instead; migration_guide.md lists each fate.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -171,7 +170,3 @@ def build_request(
     if extra_body:
         request["extra_body"] = dict(extra_body)
     return request
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
