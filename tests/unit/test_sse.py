@@ -18,8 +18,8 @@ OPENAI = (
     b'data: {"type":"response.output_text.delta","delta":"Hi"}\n\n'
 )
 EXPECTED = [
-    b'{"type":"response.created"}',
-    b'{"type":"response.output_text.delta","delta":"Hi"}',
+    '{"type":"response.created"}',
+    '{"type":"response.output_text.delta","delta":"Hi"}',
 ]
 
 
@@ -31,11 +31,11 @@ def test_payloads_are_the_same_whatever_the_framing_and_chunking(body: bytes, si
 
 
 def test_multi_line_data_is_joined_with_newlines() -> None:
-    assert list(iter_sse_data([b'data: {\ndata: "a": 1}\n\n'])) == [b'{\n"a": 1}']
+    assert list(iter_sse_data([b'data: {\ndata: "a": 1}\n\n'])) == ['{\n"a": 1}']
 
 
 def test_an_event_still_pending_at_the_end_of_the_stream_is_delivered() -> None:
-    assert list(iter_sse_data([b'data:{"x":1}\n', b'data:{"y":2}'])) == [b'{"x":1}\n{"y":2}']
+    assert list(iter_sse_data([b'data:{"x":1}\n', b'data:{"y":2}'])) == ['{"x":1}\n{"y":2}']
 
 
 def test_comments_ids_retries_and_events_without_data_yield_nothing() -> None:
@@ -43,7 +43,7 @@ def test_comments_ids_retries_and_events_without_data_yield_nothing() -> None:
 
 
 def test_done_marker_is_passed_through_for_the_caller_to_judge() -> None:
-    assert list(iter_sse_data([b"data: [DONE]\n\n"])) == [b"[DONE]"]
+    assert list(iter_sse_data([b"data: [DONE]\n\n"])) == ["[DONE]"]
 
 
 def test_json_events_are_parsed_and_done_ends_the_stream() -> None:
@@ -60,4 +60,22 @@ def test_data_that_is_not_one_json_object_is_an_invalid_event(data: bytes) -> No
 
 
 def test_only_one_leading_space_is_removed_per_data_line() -> None:
-    assert list(iter_sse_data([b"data:  a\ndata:  b\n\ndata:  c\n\n"])) == [b" a\n b", b" c"]
+    assert list(iter_sse_data([b"data:  a\ndata:  b\n\ndata:  c\n\n"])) == [" a\n b", " c"]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 100_000])
+def test_characters_split_across_chunks_are_decoded_whole(size: int) -> None:
+    body = 'data: {"delta":"多语言 ünïcode 🚀"}\n\ndata: {"delta":"é"}\n\n'.encode()
+    chunks = [body[i : i + size] for i in range(0, len(body), size)]
+    assert list(iter_sse_json(chunks)) == [{"delta": "多语言 ünïcode 🚀"}, {"delta": "é"}]
+
+
+def test_bytes_that_are_not_utf8_are_an_invalid_event_after_the_events_before_them() -> None:
+    events = iter_sse_json([b'data: {"n":1}\n\ndata: {"n":"\xff"}\n\ndata: {"n":3}\n\n'])
+    assert next(events) == {"n": 1}
+    with pytest.raises(InvalidEvent, match="not UTF-8"):
+        next(events)
+
+
+def test_whitespace_after_the_json_object_is_allowed() -> None:
+    assert list(iter_sse_json([b'data: {"a":1}  \n\n'])) == [{"a": 1}]

@@ -6,8 +6,9 @@ Rule 2: only what the Responses stream needs. Events are split at blank lines; a
 ``:`` comment lines (DashScope's ``:HTTP_STATUS/200``) are skipped, because events are typed by
 their JSON ``type``. Lines end in LF or CRLF (a lone CR is not a line end here).
 
-This is the hot path of every streamed run: the common event (one ``data:`` line) costs a
-split, a ``find`` and, for JSON, one call of the C scanner, in one generator.
+This is the hot path of every streamed run: the common event (one ``data:`` line) costs its
+share of one decode and one split per chunk, a ``find`` or two and one call of the C scanner,
+in one generator.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ class InvalidEvent(ValueError):
     """An event's data is not one JSON object."""
 
 
-def iter_sse_data(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Each event's data (bytes) as soon as its blank line arrives; pending data at the end too.
+def iter_sse_data(chunks: Iterable[bytes]) -> Iterator[str]:
+    """Each event's data (text) as soon as its blank line arrives; pending data at the end too.
 
-    ``[DONE]`` payloads are yielded like any other; the caller decides what they mean.
+    ``[DONE]`` payloads are yielded like any other; the caller decides what they mean. Data that
+    is not UTF-8 raises ``InvalidEvent`` when its event is reached.
     """
     return _events(chunks, parse=False)  # type: ignore[return-value]
 
@@ -39,12 +41,13 @@ def iter_sse_data(chunks: Iterable[bytes]) -> Iterator[bytes]:
 def iter_sse_json(chunks: Iterable[bytes]) -> Iterator[dict[str, Any]]:
     """Each event's data parsed as a JSON object; a ``[DONE]`` payload ends the stream.
 
-    Raises ``InvalidEvent`` for data that is not exactly one JSON object.
+    Raises ``InvalidEvent`` for data that is not exactly one JSON object (or not UTF-8).
     """
     return _events(chunks, parse=True)  # type: ignore[return-value]
 
 
-def _events(chunks: Iterable[bytes], parse: bool) -> Iterator[bytes | dict[str, Any]]:
+def _events(chunks: Iterable[bytes], parse: bool) -> Iterator[str | dict[str, Any]]:
+    scan = _scan_json
     pending = b""
     for chunk in chunks:
         if pending:
@@ -55,57 +58,94 @@ def _events(chunks: Iterable[bytes], parse: bool) -> Iterator[bytes | dict[str, 
             if chunk.endswith(b"\r"):
                 chunk, pending_cr = chunk[:-1], b"\r"
             chunk = chunk.replace(b"\r\n", b"\n")
-        blocks = chunk.split(b"\n\n")
-        pending = blocks.pop() + pending_cr
+        cut = chunk.rfind(b"\n\n")
+        if cut < 0:
+            pending = chunk + pending_cr
+            continue
+        pending = chunk[cut + 2 :] + pending_cr
+        # Every complete event of the chunk is decoded at once: an event boundary is ASCII, so
+        # no character is split. Undecodable bytes fall back to one event at a time, so the
+        # events before them are still delivered.
+        try:
+            blocks: Iterable[str] = chunk[:cut].decode().split("\n\n")
+        except UnicodeDecodeError:
+            blocks = _decoded_one_by_one(chunk[:cut].split(b"\n\n"))
         for block in blocks:
-            if block.startswith(b"data:"):
+            if block.startswith("data:"):
                 start = 5
             else:
-                start = block.find(b"\ndata:")
+                start = block.find("\ndata:")
                 if start < 0:
                     continue
                 start += 6
-            if block.find(b"\n", start) < 0:
-                data = block[start:]
-                if data[:1] == b" ":
-                    data = data[1:]
-            else:
+            if block.find("\n", start) >= 0:
                 data = _joined_data(block[start - 5 :])
+            elif block.startswith(" ", start):
+                data = block[start + 1 :]
+            else:
+                data = block[start:]
             if not parse:
                 yield data
-            elif (event := _parse(data)) is None:
+                continue
+            # The C scanner, inlined: json.loads would add two calls and two regex matches.
+            try:
+                event, end = scan(data, 0)
+            except (StopIteration, ValueError):
+                event, end = None, 0
+            if event.__class__ is dict and end == len(data):
+                yield event
+            elif _parsed(data, event, end) is None:
                 return
             else:
                 yield event
     if pending:
-        data = _joined_data(pending.replace(b"\r\n", b"\n").rstrip(b"\r\n"))
-        if b"data:" in pending:
+        tail = _decoded(pending.replace(b"\r\n", b"\n").rstrip(b"\r\n"))
+        if "data:" in tail:
+            data = _joined_data(tail)
             if not parse:
                 yield data
             elif (event := _parse(data)) is not None:
                 yield event
 
 
-def _joined_data(block: bytes) -> bytes:
+def _decoded(raw: bytes) -> str:
+    try:
+        return raw.decode()
+    except UnicodeDecodeError as exc:
+        raise InvalidEvent(
+            f"the Responses stream sent bytes that are not UTF-8: {raw[:200]!r}"
+        ) from exc
+
+
+def _decoded_one_by_one(blocks: list[bytes]) -> Iterator[str]:
+    for block in blocks:
+        yield _decoded(block)
+
+
+def _joined_data(block: str) -> str:
     """The data lines of ``block`` joined with ``\\n`` (the rare multi-line case)."""
     parts = []
-    for line in block.split(b"\n"):
-        if line.startswith(b"data:"):
+    for line in block.split("\n"):
+        if line.startswith("data:"):
             value = line[5:]
-            parts.append(value[1:] if value.startswith(b" ") else value)
-    return b"\n".join(parts)
+            parts.append(value[1:] if value.startswith(" ") else value)
+    return "\n".join(parts)
 
 
-def _parse(data: bytes) -> dict[str, Any] | None:
+def _parse(data: str) -> dict[str, Any] | None:
     """One JSON object; None for ``[DONE]``."""
-    text = data.decode()
     try:
-        event, end = _scan_json(text, 0)
+        event, end = _scan_json(data, 0)
     except (StopIteration, ValueError):
         event, end = None, 0
-    if event.__class__ is not dict or (end != len(text) and text[end:].strip()):
-        if text == "[DONE]":
-            return None
-        raise InvalidEvent(f"the Responses stream sent a non-JSON-object event: {text[:200]!r}")
-    result: dict[str, Any] = event
-    return result
+    return _parsed(data, event, end)
+
+
+def _parsed(data: str, event: Any, end: int) -> dict[str, Any] | None:
+    """What the scanner's ``(event, end)`` means: the object, None for ``[DONE]``, or raises."""
+    if event.__class__ is dict and (end == len(data) or not data[end:].strip()):
+        result: dict[str, Any] = event
+        return result
+    if data == "[DONE]":
+        return None
+    raise InvalidEvent(f"the Responses stream sent a non-JSON-object event: {data[:200]!r}")
