@@ -13,7 +13,7 @@ from typing import Any
 
 from compat import types as t
 from compat._config import current_settings
-from compat.backends import JSON, CallOptions, StreamItems, get_backend
+from compat.backends import JSON, CallOptions, get_backend
 from compat.errors import InputRequired, InvalidParameter, ModelRequired
 
 __all__ = ["Assistants", "Threads"]
@@ -30,35 +30,11 @@ def _options(workspace: str | None, api_key: str | None, kwargs: JSON) -> tuple[
     return get_backend(settings), CallOptions(settings, workspace, api_key, kwargs)
 
 
-def _typed_stream(items: StreamItems) -> Stream:
-    """Type each ``(event, dict)`` item as dashscope's ``convert_stream_object`` does.
-
-    ``types.convert_stream_item`` inlined: this runs once per stream event.
-    """
-    types_for = t.STREAM_EVENT_TYPES.get
-    adopt_delta = t.ThreadMessageDelta.adopt
-    try:
-        for event, data in items:
-            if event == "thread.message.delta" and data.__class__ is dict:
-                yield event, adopt_delta(data)  # the dicts are ours: no copy
-                continue
-            cls = types_for(event) if event is not None else None
-            if cls is None or data.__class__ is not dict:
-                yield event, data
-            else:
-                yield event, cls.from_dict(data)
-    finally:
-        # Closing this generator (the user's stream.close()) closes the backend's stream,
-        # which releases the HTTP response.
-        close = getattr(items, "close", None)
-        if close is not None:
-            close()
-
-
 def _typed(kind: Callable[..., Any], reply: Any) -> Any:
+    """A reply object typed as ``kind``; a stream is typed by its backend already."""
     if isinstance(reply, dict):
         return kind.from_dict(reply)  # type: ignore[attr-defined]
-    return _typed_stream(reply)
+    return reply
 
 
 def _query(limit: int | None, order: str | None, after: str | None, before: str | None) -> JSON:

@@ -255,43 +255,29 @@ class ThreadMessageDelta(BaseObject):
     delta: ThreadMessageDeltaContent | None = None
 
     @classmethod
-    def adopt(cls, data: dict[str, Any]) -> ThreadMessageDelta:
-        """Build from a backend's delta dict and take it over (the hot path of every stream).
+    def of_text(cls, message_id: str, value: str) -> ThreadMessageDelta:
+        """``from_dict(message_delta(message_id, value))``, built directly (the stream's hot path).
 
-        A backend's text delta is ``{"id", "object", "delta": {"role", "content": [{"index",
-        "type": "text", "text": {"value", "annotations"}}]}}`` with no nested objects, so its
-        dicts become the objects' attribute dicts as they are: no copy, no per-key work. The
-        result reads exactly as ``from_dict``'s (a unit test compares them). Any other shape
-        goes through ``from_dict``, which leaves ``data`` as it was.
+        A text delta's wire shape is fixed (``{"id", "object", "delta": {"role", "content":
+        [{"index", "type": "text", "text": {"value", "annotations"}}]}}``), so its four objects
+        are made with their attributes set one by one, in ``from_dict``'s order, and no dict is
+        built first. A unit test compares the result with ``from_dict``'s, level by level.
         """
-        try:
-            delta = data["delta"]
-            content = delta["content"]
-            item = content[0]
-            text = item["text"]
-        except (KeyError, IndexError, TypeError):
-            return cls.from_dict(data)
-        if (
-            content.__class__ is list
-            and len(content) == 1
-            and delta.__class__ is dict
-            and item.__class__ is dict
-            and text.__class__ is dict
-            and item.get("type") == "text"
-        ):
-            value = _new(Text)
-            value.__dict__ = text
-            typed_item = _new(MessageContentText)
-            typed_item.__dict__ = item
-            item["text"] = value
-            holder = _new(ThreadMessageDeltaContent)
-            holder.__dict__ = delta
-            delta["content"] = typed_item
-            obj = _new(cls)
-            obj.__dict__ = data
-            data["delta"] = holder
-            return obj
-        return cls.from_dict(data)
+        text = _new(Text)
+        text.value = value
+        text.annotations = []
+        item = _new(MessageContentText)
+        item.index = 0  # type: ignore[attr-defined]  # on the wire; no class declares it
+        item.type = "text"
+        item.text = text
+        holder = _new(ThreadMessageDeltaContent)
+        holder.role = "assistant"
+        holder.content = item
+        obj = _new(cls)
+        obj.id = message_id
+        obj.object = "thread.message.delta"
+        obj.delta = holder
+        return obj
 
 
 class MessageFile(BaseObject):

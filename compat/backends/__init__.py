@@ -1,8 +1,11 @@
 """The backend seam: one protocol, two implementations, chosen by ``COMPAT_BACKEND``.
 
-Rule: only plain JSON-like dicts cross this seam, in both directions. A backend never returns an
-SDK object; the facade turns the dicts into ``compat.types`` objects. Streams are iterators of
-``(event, dict)`` whose ``close()`` releases the upstream connection.
+Rule: plain JSON-like dicts cross this seam, in both directions, with one exception. A backend
+never returns an SDK object; the facade turns the dicts into ``compat.types`` objects. The
+exception is streams: they are iterators of ``(event, data)`` items already typed as
+``types.convert_stream_item`` types them, whose ``close()`` releases the upstream connection.
+A stream is the per-event hot path, and typing there lets the responses backend build each text
+delta's objects directly instead of building a dict first and the objects from it.
 
 Backends are imported lazily, so ``import compat`` imports neither SDK.
 """
@@ -19,12 +22,29 @@ from typing import Any, Protocol
 from compat._config import Settings
 from compat.errors import ConfigurationError
 
-__all__ = ["JSON", "Backend", "CallOptions", "Reply", "StreamItems", "get_backend"]
+__all__ = [
+    "JSON",
+    "Backend",
+    "CallOptions",
+    "Reply",
+    "StreamItems",
+    "error_stream",
+    "get_backend",
+]
 
 JSON = dict[str, Any]
-StreamItems = Iterator[tuple[str | None, JSON]]
+#: Typed items: ``(event, compat.types object)``, or ``(event, dict)`` where dashscope keeps one.
+StreamItems = Iterator[tuple[str | None, Any]]
 #: A non-streamed call answers one object; a streamed one an iterator of (event, data) items.
 Reply = JSON | StreamItems
+
+
+def error_stream(error: JSON) -> StreamItems:
+    """A stream whose one item is ``(None, error)``, as dashscope streams an HTTP error.
+
+    A generator, not a list iterator, so that ``close()`` works on it as on every stream.
+    """
+    yield None, error
 
 
 @dataclass(frozen=True)

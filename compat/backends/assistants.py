@@ -1,10 +1,10 @@
 """The ``assistants`` backend: a pass-through to the dashscope SDK's Assistant API.
 
 Every call goes to the dashscope method of the same name with the caller's arguments; what comes
-back (objects, stream items, returned HTTP errors) is turned into plain dicts holding exactly the
-values dashscope produced, for the facade to type. dashscope's own exceptions are mapped to
-``compat.errors`` in one place (``_mapped_errors``); HTTP failures are returned by dashscope and
-so stay returned.
+back (objects, returned HTTP errors) is turned into plain dicts holding exactly the values
+dashscope produced, for the facade to type; stream items are typed here, as the seam asks.
+dashscope's own exceptions are mapped to ``compat.errors`` in one place (``_mapped_errors``);
+HTTP failures are returned by dashscope and so stay returned.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from dashscope.common import error as ds_error
 
 from compat import errors
 from compat.backends import JSON, CallOptions, Reply, StreamItems
+from compat.types import convert_stream_item
 
 __all__ = ["AssistantsBackend", "to_plain"]
 
@@ -77,7 +78,7 @@ def _stream(items: Iterator[tuple[str | None, Any]]) -> StreamItems:
     try:
         with _mapped_errors():
             for event, data in items:
-                yield event, to_plain(data)
+                yield convert_stream_item(event, to_plain(data))
     finally:
         close = getattr(items, "close", None)
         if close is not None:

@@ -112,3 +112,19 @@ def test_http_error_in_a_stream_is_the_single_none_item(
     assert (data["status_code"], data["code"]) == (400, "InvalidParameter")
     assert data["message"] == "The specified thread has been deleted or does not exist."
     assert thread.status_code == 200
+
+
+@pytest.mark.parametrize("which", ["dashscope", "compat"])
+def test_a_stream_that_is_one_error_item_can_be_closed_like_any_stream(
+    which: str, apis: dict[str, Any], compat_emulator: Emulator
+) -> None:
+    api = apis[which]
+    assistant = api.Assistants.create(model="qwen-plus")
+    unread = api.Runs.create("thread_doesnotexist", assistant_id=assistant.id, stream=True)
+    unread.close()  # before reading
+    assert list(unread) == []
+    stream = api.Runs.create("thread_doesnotexist", assistant_id=assistant.id, stream=True)
+    event, data = next(stream)
+    assert (event, data["status_code"]) == (None, 400)
+    stream.close()  # after reading
+    assert list(stream) == []

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from compat import types as t
 from compat._objects import run_object, run_usage, step_usage
 from compat.backends.responses import _items, translate
 from compat.backends.responses.translate import IGNORED_EVENTS, ResponsesTranslator, State
@@ -68,11 +69,13 @@ def drive(translator: ResponsesTranslator, events: list[JSON]) -> list[tuple[str
     return out + translator.finish()
 
 
-def make(name: str, ids: Ids | None = None, clock: Clock | None = None) -> ResponsesTranslator:
+def make(
+    name: str, ids: Ids | None = None, clock: Clock | None = None, **extra: Any
+) -> ResponsesTranslator:
     """The translator a fixture is recorded for; ``continuation`` follows ``function_call``."""
     ids, clock = ids or Ids(), clock or Clock()
     if name != "continuation":
-        return ResponsesTranslator(new_run(), new_id=ids, clock=clock)
+        return ResponsesTranslator(new_run(), new_id=ids, clock=clock, **extra)
     first = ResponsesTranslator(new_run(), new_id=ids, clock=clock)
     drive(first, load("function_call"))
     call_id = first.pending_tool_calls[0]["id"]
@@ -84,6 +87,7 @@ def make(name: str, ids: Ids | None = None, clock: Clock | None = None) -> Respo
         continuation_step=first.steps[-1],
         tool_outputs={call_id: TOOL_OUTPUT},
         prior_usage=first.run["usage"],
+        **extra,
     )
 
 
@@ -151,6 +155,21 @@ TEXT_RUN = [
     "thread.run.step.completed",
     "thread.run.completed",
 ]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_an_injected_text_delta_builder_builds_every_delta_and_changes_nothing_else(
+    name: str,
+) -> None:
+    plain = drive(make(name), load(name))
+    typed = drive(make(name, text_delta=t.ThreadMessageDelta.of_text), load(name))
+    assert names(typed) == names(plain)
+    for (event, ours), (_, wire) in zip(typed, plain, strict=True):
+        if event == "thread.message.delta":
+            assert type(ours) is t.ThreadMessageDelta
+            assert ours == t.ThreadMessageDelta.from_dict(wire)
+        else:
+            assert ours == wire
 
 
 @pytest.mark.parametrize("name", ["openai_text", "dashscope_text"])

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from compat import types as t
+from compat._objects import message_delta
 
 # Wire shapes (the JSON the Assistant API sends, plus the status_code the SDK adds). Functions, so
 # that every test gets fresh dicts.
@@ -1171,40 +1172,26 @@ def test_unknown_stream_events_match_dashscope(
     assert t.convert_stream_item(event, data)[1] is dashscope_types.convert(event, data) is data
 
 
-@pytest.mark.parametrize(
-    "wire",
-    [
-        {
-            "id": "msg_1",
-            "object": "thread.message.delta",
-            "delta": {
-                "role": "assistant",
-                "content": [
-                    {"index": 0, "type": "text", "text": {"value": "Hi", "annotations": []}}
-                ],
-            },
-        },
-        {
-            "id": "msg_1",
-            "object": "thread.message.delta",
-            "status_code": 200,
-            "delta": {"content": [{"type": "text", "text": {"value": "x"}}]},
-        },
-        # shapes the fast path leaves to the general one
-        {"id": "m", "delta": {"content": {"type": "text", "text": {"value": "single"}}}},
-        {"id": "m", "delta": {"content": [{"type": "text", "text": {"value": "a"}}, {"x": 1}]}},
-        {"id": "m", "delta": {"content": [{"type": "image_file", "image_file": {"file_id": "f"}}]}},
-        {"id": "m", "delta": {}},
-        {"id": "m"},
-    ],
-)
-def test_adopting_a_delta_reads_exactly_like_building_it(wire: dict[str, Any]) -> None:
-    adopted = t.ThreadMessageDelta.adopt(copy.deepcopy(wire))
-    built = t.ThreadMessageDelta.from_dict(copy.deepcopy(wire))
-    assert adopted == built
-    assert repr(adopted) == repr(built)
-    assert str(adopted) == str(built)
-    assert adopted.status_code == built.status_code == 200
-    if built.delta is not None and isinstance(built.delta.content, t.MessageContentText):
-        assert type(adopted.delta.content.text) is t.Text
-        assert adopted.delta.content.text.value == built.delta.content.text.value
+@pytest.mark.parametrize("value", ["Hi", "", '多语言 \n"quoted"'])
+def test_a_text_delta_built_directly_is_the_one_from_dict_builds(value: str) -> None:
+    direct = t.ThreadMessageDelta.of_text("msg_1", value)
+    built = t.ThreadMessageDelta.from_dict(message_delta("msg_1", value))
+    assert direct == built
+    assert repr(direct) == repr(built)
+    assert direct.to_dict() == built.to_dict()
+    # level by level: the same classes and the same attributes in the same order
+    pairs = [
+        (direct, built),
+        (direct.delta, built.delta),
+        (direct.delta.content, built.delta.content),
+        (direct.delta.content.text, built.delta.content.text),
+    ]
+    for ours, theirs in pairs:
+        assert type(ours) is type(theirs)
+        assert list(vars(ours)) == list(vars(theirs))
+    assert direct.status_code == 200
+    assert direct.delta.content.text.value == value
+    assert direct.delta.content.text.annotations == []
+    # every delta gets its own mutable parts
+    other = t.ThreadMessageDelta.of_text("msg_1", value)
+    assert other.delta.content.text.annotations is not direct.delta.content.text.annotations

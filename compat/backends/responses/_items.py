@@ -37,7 +37,10 @@ __all__ = [
 ]
 
 JSON = dict[str, Any]
-Event = tuple[str, JSON]
+#: ``(event name, payload)``: a dict, except a text delta from an injected ``text_delta`` builder.
+Event = tuple[str, Any]
+#: Builds a ``thread.message.delta`` payload from (message id, text): ``message_delta`` by default.
+TextDelta = Callable[[str, str], Any]
 
 #: Hosted-tool item types → the tool type of their Assistant tool call. ``web_search`` is
 #: DashScope's ``quark_search`` (DESIGN 5); the others keep the Responses tool's name. Only
@@ -112,6 +115,7 @@ class OutputItems:
         new_id: Callable[[str], str],
         clock: Callable[[], int],
         start_run: Callable[[], list[Event]],
+        text_delta: TextDelta = message_delta,
     ) -> None:
         self.run = run
         self.steps = steps
@@ -122,6 +126,7 @@ class OutputItems:
         self._new_id = new_id
         self._clock = clock
         self._start_run = start_run
+        self.text_delta = text_delta
         self._items: dict[str, Item] = {}
         self._done: set[str] = set()
         self._open: list[Item] = []  # messages and tools whose step is open, in order
@@ -288,7 +293,7 @@ class OutputItems:
         out: list[Event] = []
         text = "".join(rec.chunks) if rec.chunks else _message_text(item)
         if not rec.chunks and text:  # text only on the finished item: one delta with all of it
-            out.append(("thread.message.delta", message_delta(rec.object_id, text)))
+            out.append(("thread.message.delta", self.text_delta(rec.object_id, text)))
         status = "incomplete" if item.get("status") == "incomplete" else "completed"
         rec.message.update(status=status, content=[text_content(text)])
         out.append(emit(f"thread.message.{status}", rec.message))

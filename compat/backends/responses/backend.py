@@ -12,7 +12,7 @@ from typing import Any
 
 from compat import _objects as o
 from compat._ids import new_id, now_ms
-from compat.backends import JSON, CallOptions, Reply
+from compat.backends import JSON, CallOptions, Reply, error_stream
 from compat.backends.responses import request as rq
 from compat.backends.responses.runs import RunExecutor
 from compat.store import Record, Store, default_store_path, open_store
@@ -310,5 +310,5 @@ def _refusal(params: JSON) -> JSON | None:
 def _as_reply(err: JSON, params: JSON) -> Reply:
     """An error as the reply: the object, or in a stream the single ``(None, {...})`` item."""
     if params.get("stream"):
-        return iter([(None, err)])
+        return error_stream(err)
     return err

@@ -21,7 +21,7 @@ from typing import Any
 
 from compat import _objects as o
 from compat._ids import new_id, now_ms
-from compat.backends import JSON, CallOptions, Reply
+from compat.backends import JSON, CallOptions, Reply, error_stream
 from compat.backends.responses import request as rq
 from compat.backends.responses.history import History, chain_cursor
 from compat.backends.responses.translate import ResponsesTranslator
@@ -29,10 +29,12 @@ from compat.backends.responses.upstream import (
     UpstreamBroken,
     UpstreamHTTPError,
     UpstreamStream,
+    mapped_errors,
     upstream_for,
 )
 from compat.errors import TimeoutException, TranslationError
 from compat.store import Record, Store
+from compat.types import ThreadMessageDelta, convert_stream_item
 
 __all__ = ["ACTIVE", "RunExecutor"]
 
@@ -60,7 +62,7 @@ def _error(code: str, message: str, status_code: int = 400) -> JSON:
 
 
 def _reply_error(err: JSON, stream: bool) -> Reply:
-    return iter([(None, err)]) if stream else err
+    return error_stream(err) if stream else err
 
 
 @dataclass
@@ -180,7 +182,13 @@ class RunExecutor:
             # The chained response expired or is unknown upstream: resend the thread instead.
             request = request_for(*history.replay_input(continuation))
             opened = upstream.stream(request, timeout)
-        translator = ResponsesTranslator(run, new_id=new_id, clock=now_ms, **translator_args)
+        translator = ResponsesTranslator(
+            run,
+            new_id=new_id,
+            clock=now_ms,
+            text_delta=ThreadMessageDelta.of_text,
+            **translator_args,
+        )
         return _Job(run=run, request=request, translator=translator, upstream=opened)
 
     # -- driving ----------------------------------------------------------------------------
@@ -208,7 +216,8 @@ class RunExecutor:
 
     def _stream(
         self, job: _Job, prefix: list[tuple[str, JSON]]
-    ) -> Iterator[tuple[str | None, JSON] | None]:
+    ) -> Iterator[tuple[str | None, Any] | None]:
+        """The run's events, typed (``types.convert_stream_item``); the store kept in step."""
         translator = job.translator
         feed = translator.feed
         upstream = job.upstream
@@ -216,33 +225,33 @@ class RunExecutor:
         finished = False
         try:
             yield None  # see _launch
-            yield from prefix
+            yield from _typed(prefix)
             try:
-                events = iter(upstream) if upstream.is_event_stream else _json_body_events(upstream)
-                for event in events:
-                    out = feed(event)
-                    if not out:
-                        continue
-                    if len(out) == 1 and out[0][0] == "thread.message.delta":
-                        # The hot path: deltas are typed with status_code 200 by default.
-                        yield out[0]
+                with mapped_errors():
+                    if upstream.is_event_stream:
+                        events = upstream.events()
                     else:
-                        for item in out:
-                            item[1]["status_code"] = 200
-                        yield from out
-                        self._persist_progress(job, out)
-                    if job.cancelled:
-                        break
+                        events = _json_body_events(upstream)
+                    for event in events:
+                        out = feed(event)
+                        if not out:
+                            continue
+                        if len(out) == 1 and out[0][0] == "thread.message.delta":
+                            # The hot path: the translator built the typed delta itself.
+                            yield out[0]
+                        else:
+                            self._persist_progress(job, out)
+                            yield from _typed(out)
+                        if job.cancelled:
+                            break
                 out = translator.cancel() if job.cancelled else translator.finish()
             except UpstreamBroken as exc:
                 out = translator.fail(exc.code, exc.message)
             except TranslationError as exc:
                 out = translator.fail("invalid_stream", str(exc))
-            for item in out:
-                item[1]["status_code"] = 200
             self._persist_final(job)
             finished = True
-            yield from out
+            yield from _typed(out)
         except GeneratorExit:
             # The consumer closed the stream (or dropped it): the run is cancelled.
             if not finished:
@@ -457,6 +466,17 @@ class RunExecutor:
             return Record(r.data, dict(r.meta, active_run_id=None))
 
         self.store.update("thread", thread_id, release)
+
+
+def _typed(items: list[tuple[str, Any]]) -> list[tuple[str | None, Any]]:
+    """Stream items as the caller gets them: ``status_code`` 200 on each payload, then typed.
+
+    Text deltas come typed from the translator already (its ``text_delta`` builder).
+    """
+    for _, payload in items:
+        if payload.__class__ is dict:
+            payload["status_code"] = 200
+    return [convert_stream_item(event, payload) for event, payload in items]
 
 
 def _json_body_events(upstream: UpstreamStream) -> Iterator[JSON]:

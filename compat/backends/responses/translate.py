@@ -42,6 +42,7 @@ from compat._objects import (
 from compat.backends.responses._items import (
     Event,
     OutputItems,
+    TextDelta,
     complete_step,
     emit,
     map_error,
@@ -119,6 +120,9 @@ class ResponsesTranslator:
     that continues a run after ``submit_tool_outputs``, pass ``emit_run_start=False``, the stored
     tool step as ``continuation_step`` and ``tool_outputs`` ({call_id: output}).
     ``prior_usage`` is the run's usage before this response (default: ``run["usage"]``).
+    ``text_delta`` builds each ``thread.message.delta`` payload from (message id, text); the
+    default is the wire dict (``_objects.message_delta``), and a caller that types the stream
+    passes a builder of the typed object, so that no dict is built per delta only to be copied.
     """
 
     def __init__(
@@ -131,6 +135,7 @@ class ResponsesTranslator:
         continuation_step: JSON | None = None,
         tool_outputs: dict[str, str] | None = None,
         prior_usage: JSON | None = None,
+        text_delta: TextDelta = message_delta,
     ) -> None:
         self.run: JSON = dict(run)
         self.state = State.IDLE
@@ -148,7 +153,9 @@ class ResponsesTranslator:
         self._counts: tuple[int, int] | None = None  # this response's (input, output) tokens
         self._begun = False  # what response.created emits was emitted
         self._started = False  # thread.run.in_progress was emitted
-        self._items = OutputItems(self.run, self.steps, new_id, clock, self._run_in_progress)
+        self._items = OutputItems(
+            self.run, self.steps, new_id, clock, self._run_in_progress, text_delta
+        )
 
     @property
     def messages(self) -> list[JSON]:
@@ -178,6 +185,14 @@ class ResponsesTranslator:
     def feed(self, event: JSON) -> list[Event]:
         """The Assistant events one Responses event produces now (often none)."""
         kind = event.get("type", "")
+        if kind == "response.output_text.delta" and self.state is State.IN_PROGRESS:
+            # The hot path, inlined: a text delta for the open message. (IN_PROGRESS, update)
+            # maps to itself in the table, so there is no move to make.
+            item = self._items.message
+            text = event.get("delta")
+            if item is not None and text.__class__ is str:
+                item.chunks.append(text)
+                return [("thread.message.delta", self._items.text_delta(item.object_id, text))]
         handler = _HANDLERS.get(kind)
         if handler is not None:
             try:
@@ -282,11 +297,10 @@ class ResponsesTranslator:
         return self._items.done(event.get("item") or {})
 
     def _on_text_delta(self, event: JSON) -> list[Event]:
-        # The hot path. (IN_PROGRESS, update) maps to itself in the table, so skipping the
-        # lookup in that state changes nothing. DashScope's deltas have no item_id: a delta goes
-        # to the open message, or opens one (DashScope may skip output_item.added).
-        if self.state is not State.IN_PROGRESS:
-            self._move("update", "response.output_text.delta")
+        # What ``feed``'s hot path does not take: a first delta, a delta outside a response,
+        # a malformed one. DashScope's deltas have no item_id: a delta goes to the open message,
+        # or opens one (DashScope may skip output_item.added).
+        self._move("update", "response.output_text.delta")
         text = event.get("delta")
         if not isinstance(text, str):
             raise TranslationError("response.output_text.delta without a string delta")
@@ -296,7 +310,7 @@ class ResponsesTranslator:
         else:
             out = []
         item.chunks.append(text)
-        out.append(("thread.message.delta", message_delta(item.object_id, text)))
+        out.append(("thread.message.delta", self._items.text_delta(item.object_id, text)))
         return out
 
     def _on_code_delta(self, event: JSON) -> list[Event]:

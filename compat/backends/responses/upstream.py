@@ -1,8 +1,8 @@
 """The one place compat talks to the Responses API, and the one place its errors are mapped.
 
 The ``openai`` client supplies the base URL, auth, retries (connect errors, 408/409/429/5xx) and
-HTTP error classes; the event bytes are read raw and parsed here (``sse.iter_sse_data`` +
-``json.loads``), because building an openai model object per event costs ~20x the parse.
+HTTP error classes; the event bytes are read raw and parsed by ``sse.iter_sse_json``, because
+building an openai model object per event costs ~20x the parse.
 """
 
 from __future__ import annotations
@@ -20,7 +20,14 @@ from compat._config import Settings
 from compat.backends.responses.sse import InvalidEvent, iter_sse_json
 from compat.errors import AuthenticationError
 
-__all__ = ["Upstream", "UpstreamBroken", "UpstreamHTTPError", "UpstreamStream", "upstream_for"]
+__all__ = [
+    "Upstream",
+    "UpstreamBroken",
+    "UpstreamHTTPError",
+    "UpstreamStream",
+    "mapped_errors",
+    "upstream_for",
+]
 
 JSON = dict[str, Any]
 
@@ -59,7 +66,7 @@ def _status_error(exc: openai.APIStatusError) -> JSON:
 
 
 @contextlib.contextmanager
-def _mapped_errors() -> Iterator[None]:
+def mapped_errors() -> Iterator[None]:
     """Map openai / httpx2 failures to compat's, most specific first."""
     try:
         yield
@@ -92,15 +99,19 @@ class UpstreamStream:
 
     def __iter__(self) -> Iterator[JSON]:
         """The events; a JSON body where a stream was expected comes as one pseudo-event."""
+        with mapped_errors():
+            yield from self.events()
+
+    def events(self) -> Iterator[JSON]:
+        """``__iter__`` without the error mapping, for a caller that iterates inside
+        ``mapped_errors()`` itself (one generator less per event on the hot path)."""
         if not self.is_event_stream:
-            yield self._json_body()
-            return
-        with _mapped_errors():
-            yield from iter_sse_json(self._response.iter_bytes())
+            return iter([self._json_body()])
+        return iter_sse_json(self._response.iter_bytes())
 
     def _json_body(self) -> JSON:
         """A JSON body where a stream was expected: handed over as one pseudo-event."""
-        with _mapped_errors():
+        with mapped_errors():
             raw = self._response.http_response.read()
         try:
             body = json.loads(raw)
@@ -133,7 +144,7 @@ class Upstream:
         manager = self.client.responses.with_streaming_response.create(
             stream=True, **request, **options
         )
-        with _mapped_errors():
+        with mapped_errors():
             response = manager.__enter__()
         return UpstreamStream(response, manager)
 
