@@ -10,7 +10,8 @@ is not the reader's), is read by:
 * bare       -- ``httpx`` streaming the Responses bytes, ``json.loads`` per ``data:`` line.
 
 The stream bytes are recorded once from compat's emulator and replayed verbatim for every
-request. Readers alternate round by round; the medians and the ratios are printed.
+request. Readers alternate round by round, each after a ``gc.collect()``; the medians and the
+ratios are printed.
 
     python benchmarks/stream_throughput.py [--deltas 20000] [--rounds 7]
 """
@@ -18,6 +19,7 @@ request. Readers alternate round by round; the medians and the ratios are printe
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -204,6 +206,7 @@ def main() -> None:
                 assert read()[0] == expected, f"{name} read a different text"
             for _ in range(args.rounds):
                 for name, read in readers.items():
+                    gc.collect()  # no reader pays for the garbage of the one before it
                     count, seconds = read()
                     assert count == expected, f"{name} read {count} characters, not {expected}"
                     times[name].append(seconds)
