@@ -238,7 +238,7 @@ class ResponsesBackend:
         store = self.store(opts)
         if store.get("thread", thread_id) is None:
             return not_found("thread")
-        self.executor(opts).reap_orphans(thread_id)
+        self.executor(opts).owners.reap_orphans(thread_id)
         return _page(store, "run", thread_id, query)
 
     def update_run(self, thread_id: str, run_id: str, params: JSON, opts: CallOptions) -> JSON:

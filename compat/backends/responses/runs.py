@@ -6,15 +6,13 @@ call, as dashscope returns them), then either hands the translated events to the
 (streamed runs) or drives them in a background thread (non-streamed runs).
 
 The store is written at lifecycle points only: run created, message completed, run finished.
+Which process drives a run, orphaned runs and the thread's active-run claim are ``ownership``'s.
 """
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +22,7 @@ from compat._ids import new_id, now_ms
 from compat.backends import JSON, CallOptions, Reply, error_stream
 from compat.backends.responses import request as rq
 from compat.backends.responses.history import History, chain_cursor
+from compat.backends.responses.ownership import ACTIVE, WORKER, RunOwnership
 from compat.backends.responses.translate import ResponsesTranslator
 from compat.backends.responses.upstream import (
     UpstreamBroken,
@@ -36,14 +35,10 @@ from compat.errors import TimeoutException, TranslationError
 from compat.store import Record, Store
 from compat.types import ThreadMessageDelta, convert_stream_item
 
-__all__ = ["ACTIVE", "RunExecutor"]
+__all__ = ["RunExecutor"]
 
-#: Run statuses in which the thread is busy and a process may be driving the run.
-ACTIVE = frozenset({"queued", "in_progress", "requires_action", "cancelling"})
-_DRIVEN = frozenset({"queued", "in_progress", "cancelling"})
+#: The statuses ``Runs.wait`` returns at (requires_action included: the user must act).
 _FINAL = frozenset({"completed", "failed", "cancelled", "expired", "requires_action"})
-#: This process, as recorded on the runs it drives (pid reuse cannot fake it).
-_PROCESS = {"host": socket.gethostname(), "pid": os.getpid(), "token": uuid.uuid4().hex}
 
 
 def _ok(obj: JSON) -> JSON:
@@ -82,8 +77,7 @@ class RunExecutor:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._live: dict[str, _Job] = {}
-        self._lock = threading.Lock()
+        self.owners = RunOwnership(store)
 
     # -- starting ---------------------------------------------------------------------------
     def start(
@@ -109,17 +103,17 @@ class RunExecutor:
         run = o.run_object(
             new_id("run"), now_ms(), thread_id, assistant["id"], _run_fields(assistant, params)
         )
-        busy = self._claim_thread(thread_id, run["id"])
+        busy = self.owners.claim_thread(thread_id, run["id"])
         if busy is not None:
-            return refuse(busy)
+            return refuse(_error("InvalidParameter", busy))
         try:
             history = History(store, thread_id, opts.settings.history)
             job = self._open(run, history, params, opts)
         except UpstreamHTTPError as exc:
-            self._release_thread(thread_id, run["id"])
+            self.owners.release_thread(thread_id, run["id"])
             return refuse(exc.error)
         except BaseException:
-            self._release_thread(thread_id, run["id"])
+            self.owners.release_thread(thread_id, run["id"])
             if created_thread is not None:
                 store.delete("thread", created_thread["id"])
             raise
@@ -127,7 +121,7 @@ class RunExecutor:
             "request": {"extra_body": params.get("extra_body")},
             "response_ids": [],
             "usage": None,
-            "worker": _PROCESS,
+            "worker": WORKER,
         }
         self._launch_pending(job)
         store.put("run", run, meta)
@@ -194,8 +188,7 @@ class RunExecutor:
     # -- driving ----------------------------------------------------------------------------
     def _launch_pending(self, job: _Job) -> None:
         """Count the run as driven here before it is stored, so no reader takes it for an orphan."""
-        with self._lock:
-            self._live[job.run["id"]] = job
+        self.owners.drive(job.run["id"], job)
 
     def _launch(self, job: _Job, stream: bool, prefix: list[tuple[str, JSON]]) -> Reply:
         if stream:
@@ -264,8 +257,7 @@ class RunExecutor:
             if not finished:
                 translator.fail("server_error", "the run was interrupted")
                 self._persist_final(job)
-            with self._lock:
-                self._live.pop(job.run["id"], None)
+            self.owners.done(job.run["id"])
 
     def _persist_progress(self, job: _Job, out: list[tuple[str, JSON]]) -> None:
         """Store completed messages (and their steps) as they complete."""
@@ -314,48 +306,7 @@ class RunExecutor:
         record = self.store.get("run", run_id)
         if record is None or record.data.get("thread_id") != thread_id:
             return None
-        return self._reap(record).data
-
-    def reap_orphans(self, thread_id: str) -> None:
-        page = self.store.list("run", parent_id=thread_id, limit=100)
-        for run in page.data:
-            if run["status"] in _DRIVEN:
-                record = self.store.get("run", run["id"])
-                if record is not None:
-                    self._reap(record)
-
-    def _reap(self, record: Record) -> Record:
-        """Report a run whose driving process is gone as ``expired`` (never in_progress forever)."""
-        if record.data.get("status") not in _DRIVEN or self._is_driven(record):
-            return record
-
-        def expire(current: Record) -> Record | None:
-            if current.data.get("status") not in _DRIVEN:
-                return None
-            data = dict(current.data)
-            data.update(
-                status="expired",
-                expires_at=now_ms(),
-                last_error={
-                    "code": "worker_lost",
-                    "message": "the process driving this run exited before the run finished",
-                },
-            )
-            return Record(data, current.meta)
-
-        updated = self.store.update("run", record.data["id"], expire)
-        if updated is not None:
-            self._release_thread(updated.data["thread_id"], updated.data["id"])
-        return updated or record
-
-    def _is_driven(self, record: Record) -> bool:
-        worker = record.meta.get("worker") or {}
-        if worker.get("token") == _PROCESS["token"]:
-            with self._lock:
-                return record.data["id"] in self._live
-        if worker.get("host") != _PROCESS["host"]:
-            return True  # another host's process: compat cannot tell, so it trusts it
-        return _pid_alive(int(worker.get("pid") or 0))
+        return self.owners.reap(record).data
 
     def wait(self, thread_id: str, run_id: str, timeout_seconds: float) -> JSON | None:
         started = time.perf_counter()
@@ -372,12 +323,11 @@ class RunExecutor:
         record = self.store.get("run", run_id)
         if record is None or record.data.get("thread_id") != thread_id:
             return _error("InvalidParameter", o.not_found_message("run"))
-        record = self._reap(record)
+        record = self.owners.reap(record)
         status = record.data["status"]
         if status not in ACTIVE:
             return _error("InvalidParameter", o.cannot_cancel_message(status))
-        with self._lock:
-            job = self._live.get(run_id)
+        job = self.owners.job(run_id)
         if job is not None:
             job.cancelled = True
             data = dict(record.data, status="cancelling")
@@ -387,7 +337,7 @@ class RunExecutor:
         # "cancelling", as the Assistant API acknowledges every cancel.
         data = dict(record.data, status="cancelled", cancelled_at=now_ms(), required_action=None)
         self.store.update("run", run_id, lambda r: Record(data, r.meta))
-        self._release_thread(thread_id, run_id)
+        self.owners.release_thread(thread_id, run_id)
         return _ok(dict(data, status="cancelling", cancelled_at=None))
 
     def submit_tool_outputs(
@@ -424,48 +374,11 @@ class RunExecutor:
             job = self._open(run, history, request_meta, opts, continuation=continuation)
         except UpstreamHTTPError as exc:
             return _reply_error(exc.error, stream)
-        meta = dict(record.meta, worker=_PROCESS, pending=[])
+        meta = dict(record.meta, worker=WORKER, pending=[])
         meta["rounds"] = [*continuation["rounds"], {"calls": pending, "outputs": outputs}]
         self._launch_pending(job)
         self.store.put("run", run, meta)
         return self._launch(job, stream, [])
-
-    # -- the thread's active-run claim ----------------------------------------------------------
-    def _claim_thread(self, thread_id: str, run_id: str) -> JSON | None:
-        """Mark the thread busy with ``run_id``; an error object if another run is active."""
-        current = self.store.get("thread", thread_id)
-        active = (current.meta.get("active_run_id") if current else None) or None
-        if active:
-            other = self.store.get("run", active)
-            if other is not None and self._reap(other).data["status"] in ACTIVE:
-                return _error(
-                    "InvalidParameter",
-                    o.ACTIVE_RUN_MESSAGE.format(thread_id=thread_id, run_id=active),
-                )
-        conflict: list[str] = []
-
-        def claim(r: Record) -> Record | None:
-            holder = r.meta.get("active_run_id")
-            if holder and holder != active:
-                conflict.append(holder)
-                return None
-            return Record(r.data, dict(r.meta, active_run_id=run_id))
-
-        self.store.update("thread", thread_id, claim)
-        if conflict:
-            return _error(
-                "InvalidParameter",
-                o.ACTIVE_RUN_MESSAGE.format(thread_id=thread_id, run_id=conflict[0]),
-            )
-        return None
-
-    def _release_thread(self, thread_id: str, run_id: str) -> None:
-        def release(r: Record) -> Record | None:
-            if r.meta.get("active_run_id") != run_id:
-                return None
-            return Record(r.data, dict(r.meta, active_run_id=None))
-
-        self.store.update("thread", thread_id, release)
 
 
 def _typed(items: list[tuple[str, Any]]) -> list[tuple[str | None, Any]]:
@@ -532,15 +445,3 @@ def _clean(payload: JSON) -> JSON:
     data = dict(payload)
     data.pop("status_code", None)
     return data
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
