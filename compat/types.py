@@ -9,7 +9,8 @@ Where dashscope crashes on a value, these types keep it instead (each marked "da
 below): ``tools=None``, ``step_details=None``, ``submit_tool_outputs=None``, a non-empty
 ``code_interpreter.outputs``, a ``delta.content`` that is one object rather than an array, a
 content item without ``type``. ``ImageFile`` keeps ``file_id`` (dashscope drops it).
-See ``BaseObject`` for access patterns.
+See ``BaseObject`` for access patterns. Run steps are defined in ``_types_steps`` and exported
+from here like every other type.
 """
 
 from __future__ import annotations
@@ -24,6 +25,22 @@ from compat._types_base import (
     each,
     object_if_truthy,
     to_object,
+)
+from compat._types_steps import (
+    CodeInterpreter,
+    CodeToolCall,
+    Function,
+    FunctionToolCall,
+    LastError,
+    MessageCreation,
+    MessageCreationStepDetails,
+    RetrievalToolCall,
+    RunStep,
+    RunStepDelta,
+    RunStepDeltaContent,
+    RunStepList,
+    ToolCallsStepDetails,
+    Usage,
 )
 
 __all__ = [
@@ -296,12 +313,6 @@ class MessageFileList(ListObject):
 # Runs
 
 
-class Function(BaseObject):
-    name: str
-    arguments: str
-    output: str | None = None
-
-
 class RequiredActionFunctionToolCall(BaseObject):
     _nested = {"function": to_object(Function)}
     _absent = {"function": Function}
@@ -325,19 +336,6 @@ class RequiredAction(BaseObject):
 
     type: str
     submit_tool_outputs: RequiredActionSubmitToolOutputs
-
-
-class Usage(BaseObject):
-    completion_tokens: int
-    prompt_tokens: int
-    total_tokens: int
-    input_tokens: int
-    output_tokens: int
-
-
-class LastError(BaseObject):
-    code: str
-    message: str
 
 
 class Run(BaseObject):
@@ -384,128 +382,6 @@ class RunList(ListObject):
     data: list[Run]
 
 
-# Run steps
-
-
-class MessageCreation(BaseObject):
-    message_id: str
-
-
-class MessageCreationStepDetails(BaseObject):
-    _nested = {"message_creation": to_object(MessageCreation)}
-
-    message_creation: MessageCreation
-    type: str
-
-
-class CodeInterpreter(BaseObject):
-    """DashScope's shape: ``arguments`` (the code) and ``output`` (its result)."""
-
-    # dashscope crashes on a non-empty outputs list; its items stay dicts here
-    _absent = {"outputs": list}
-
-    # Not defaults in dashscope; the seed reads them with getattr(..., '') while a call is
-    # still streaming, so they always exist here.
-    arguments: str | None = None
-    output: str | None = None
-    outputs: list[Any]
-    input: str
-
-
-class CodeToolCall(BaseObject):
-    _nested = {"code_interpreter": to_object(CodeInterpreter)}
-    _absent = {"code_interpreter": CodeInterpreter}
-
-    id: str
-    type: str
-    code_interpreter: CodeInterpreter
-
-
-class RetrievalToolCall(BaseObject):
-    id: str
-    type: str
-    retrieval: Any
-
-
-class FunctionToolCall(BaseObject):
-    _nested = {"function": to_object(Function)}
-    _absent = {"function": Function}
-
-    id: str
-    type: str
-    function: Function
-
-
-#: Other tool-call types (quark_search, text_to_image, web_search, ...) stay dicts, as in dashscope.
-_tool_call = by_type(
-    {"function": FunctionToolCall, "code_interpreter": CodeToolCall, "retrieval": RetrievalToolCall}
-)
-
-
-class ToolCallsStepDetails(BaseObject):
-    # dashscope crashes on tool_calls=None; kept as None
-    _nested = {"tool_calls": each(_tool_call)}
-    _absent = {"tool_calls": list}
-
-    tool_calls: list[Any]  # FunctionToolCall | CodeToolCall | RetrievalToolCall | dict
-    type: str
-
-
-_step_details = by_type(
-    {"message_creation": MessageCreationStepDetails, "tool_calls": ToolCallsStepDetails}
-)
-
-
-class RunStepDeltaContent(BaseObject):
-    _nested = {"step_details": _step_details}  # dashscope crashes on None; kept
-    _absent = {"step_details": dict}
-
-    step_details: Any  # MessageCreationStepDetails | ToolCallsStepDetails | dict | None
-
-
-class RunStepDelta(BaseObject):
-    _nested = {"delta": object_if_truthy(RunStepDeltaContent, empty_to_none=False)}
-
-    status_code: int = 200  # only ever from a successful stream
-    id: str
-    object: str = "thread.run.step.delta"
-    delta: RunStepDeltaContent | None = None
-
-
-class RunStep(BaseObject):
-    """A run step. Unlike ``Run``, ``usage`` is a ``Usage`` and ``last_error`` a ``LastError``."""
-
-    _nested = {
-        "step_details": _step_details,
-        "usage": object_if_truthy(Usage, empty_to_none=False),
-        "last_error": object_if_truthy(LastError, empty_to_none=True),
-    }
-    _absent = {"step_details": dict}
-
-    status_code: int | None = None
-    id: str
-    assistant_id: str
-    created_at: int
-    object: str
-    run_id: str
-    status: str
-    step_details: Any  # as RunStepDeltaContent.step_details
-    thread_id: str
-    type: str
-    cancelled_at: int | None = None
-    completed_at: int | None = None
-    expired_at: int | None = None
-    failed_at: int | None = None
-    last_error: LastError | None = None
-    metadata: dict[str, Any] | None = None
-    usage: Usage | None = None
-
-
-class RunStepList(ListObject):
-    _nested = {"data": each(to_object(RunStep))}
-    data: list[RunStep]
-
-
 class AssistantError(BaseObject, Exception):
     """A stream's ``error`` event, yielded (not raised) as ``("error", err)``.
 
@@ -525,6 +401,26 @@ class AssistantError(BaseObject, Exception):
             f"code: {self.code}, message: {self.message}"
         )
 
+
+# The step types live in a private module; their public home is this one (pickles and reprs
+# name ``compat.types.RunStep``, which stays importable wherever the classes are defined).
+for _cls in (
+    CodeInterpreter,
+    CodeToolCall,
+    Function,
+    FunctionToolCall,
+    LastError,
+    MessageCreation,
+    MessageCreationStepDetails,
+    RetrievalToolCall,
+    RunStep,
+    RunStepDelta,
+    RunStepDeltaContent,
+    RunStepList,
+    ToolCallsStepDetails,
+    Usage,
+):
+    _cls.__module__ = __name__
 
 OBJECT_TYPES.update(
     {

@@ -1195,3 +1195,15 @@ def test_a_text_delta_built_directly_is_the_one_from_dict_builds(value: str) -> 
     # every delta gets its own mutable parts
     other = t.ThreadMessageDelta.of_text("msg_1", value)
     assert other.delta.content.text.annotations is not direct.delta.content.text.annotations
+
+
+def test_every_public_type_is_at_home_in_compat_types_and_pickles_from_there() -> None:
+    for name in t.__all__:
+        value = getattr(t, name)
+        if isinstance(value, type) and value is not t.BaseObject:  # the base is never built
+            assert value.__module__ == "compat.types", name
+    step = t.RunStep.from_dict({"id": "step_1", "usage": {"total_tokens": 3}})
+    copy_ = pickle.loads(pickle.dumps(step))
+    assert type(copy_) is t.RunStep
+    assert copy_.usage.total_tokens == 3
+    assert b"_types_steps" not in pickle.dumps(step)
