@@ -346,7 +346,9 @@ class TurnPlayer:
         run = self.run
         raw_error = failure.mode == "error_event"
         emit = DISCARD if raw_error else self.emit
-        error = {"code": failure.code, "message": failure.message}
+        # A "malformed" message may carry raw bytes as lone surrogates: shown as U+FFFD here.
+        message = failure.message.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        error = {"code": failure.code, "message": message}
         now = now_ms()
         if self.open_message is not None:
             self.open_message["status"] = "incomplete"

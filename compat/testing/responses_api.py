@@ -209,7 +209,7 @@ def _error(exc: APIError) -> JSONReply:
 def _json_reply(response: JSON, failure: Failure | None) -> Reply:
     """A non-streamed answer; the transport failures break or delay the JSON body instead."""
     body = json.dumps(response, ensure_ascii=False).encode()
-    if failure is not None and failure.mode in ("drop", "truncate"):
+    if failure is not None and failure.mode in ("drop", "truncate", "malformed"):
         return StreamReply([body[: len(body) // 2]], drop=True, content_type="application/json")
     if failure is not None and failure.mode == "stall":
         pauses = {0: failure.seconds or 0.0}

@@ -109,6 +109,16 @@ class EventWriter:
             return f"id:{seq + 1}\nevent:{kind}\n:HTTP_STATUS/200\ndata:{data}\n\n".encode()
         return f"event: {kind}\ndata: {data}\n\n".encode()
 
+    def raw(self, kind: str, data: str) -> None:
+        """An event whose data is ``data`` as it is (not JSON); lone surrogates become bytes."""
+        if not self.enabled:
+            return
+        seq = self.seq
+        self.seq += 1
+        framed = self._frame(seq, kind, "\0")
+        head, tail = framed.split(b"\0")
+        self.chunks.append(head + data.encode("utf-8", "surrogateescape") + tail)
+
     def __call__(self, kind: str, **fields: Any) -> None:
         if not self.enabled:
             return
@@ -229,6 +239,8 @@ class TurnRenderer:
             self.ending = "drop"
         elif mode == "run_failed":
             self._finish("response.failed", "failed")
+        elif mode == "malformed":
+            emit.raw("response.failed", failure.message)
         # "truncate": a clean end of the stream, without a terminal event.
 
     def _close(self, status: str, *, emit: bool = True) -> None:

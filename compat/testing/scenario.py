@@ -58,6 +58,7 @@ FailureMode = Literal[
     "rate_limited_json",
     "drop",
     "truncate",
+    "malformed",
     "stall",
 ]
 _FAILURE_MODES = get_args(FailureMode)
@@ -175,6 +176,10 @@ class Failure:
       limit exceeded, please try again later."``).
     * ``"drop"``: Responses only: the connection breaks mid-stream (no terminal event).
     * ``"truncate"``: Responses only: the stream ends cleanly without a terminal event.
+    * ``"malformed"``: Responses only: one more event whose data is ``message`` as it is, not
+      JSON (a proxy's error page, say), then the stream ends. Lone surrogates ``\\udc80`` to
+      ``\\udcff`` in ``message`` are sent as those raw bytes, so a test can send bytes that are
+      not UTF-8.
     * ``"stall"``: Responses only: nothing is sent for ``seconds``, then the turn completes (a
       client with a shorter read timeout gives up).
     """

@@ -81,6 +81,12 @@ FAILURES = {
     "truncated_stream": Scenario.failure(
         "server_error", "truncated", after_text="Once upon", mode="truncate"
     ),
+    "malformed_event": Scenario.failure(
+        "invalid_stream", "<html>502 Bad Gateway</html>", after_text="Once upon", mode="malformed"
+    ),
+    "event_not_utf8": Scenario.failure(
+        "invalid_stream", '{"type":"x","delta":"\udcff"}', after_text="Once upon", mode="malformed"
+    ),
 }
 
 
@@ -293,6 +299,14 @@ def test_top_k_is_refused_not_dropped(compat_emulator: Emulator) -> None:
     [
         (Scenario.failure("x", "y", after_text="Once upon", mode="drop"), "connection_error"),
         (Scenario.failure("x", "y", after_text="Once upon", mode="truncate"), "server_error"),
+        (
+            Scenario.failure("x", "<html>502</html>", after_text="Once upon", mode="malformed"),
+            "invalid_stream",
+        ),
+        (
+            Scenario.failure("x", '{"delta":"\udcff"}', after_text="Once upon", mode="malformed"),
+            "invalid_stream",
+        ),
         (Scenario.failure("x", "y", after_text="Once upon", mode="stall", seconds=2), "timeout"),
         (
             Scenario.failure(
@@ -301,7 +315,7 @@ def test_top_k_is_refused_not_dropped(compat_emulator: Emulator) -> None:
             "rate_limit_exceeded",
         ),
     ],
-    ids=["drop", "truncate", "stall", "rate_limited_json"],
+    ids=["drop", "truncate", "malformed", "not_utf8", "stall", "rate_limited_json"],
 )
 def test_transport_failures_are_reported_with_their_own_code(
     scenario: Scenario, code: str, compat_emulator: Emulator
