@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from compat import _types_steps
 from compat._types_base import (
     OBJECT_TYPES,
     BaseObject,
@@ -404,23 +405,9 @@ class AssistantError(BaseObject, Exception):
 
 # The step types live in a private module; their public home is this one (pickles and reprs
 # name ``compat.types.RunStep``, which stays importable wherever the classes are defined).
-for _cls in (
-    CodeInterpreter,
-    CodeToolCall,
-    Function,
-    FunctionToolCall,
-    LastError,
-    MessageCreation,
-    MessageCreationStepDetails,
-    RetrievalToolCall,
-    RunStep,
-    RunStepDelta,
-    RunStepDeltaContent,
-    RunStepList,
-    ToolCallsStepDetails,
-    Usage,
-):
-    _cls.__module__ = __name__
+for _name in _types_steps.__all__:
+    getattr(_types_steps, _name).__module__ = __name__
+del _name
 
 OBJECT_TYPES.update(
     {

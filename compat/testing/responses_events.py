@@ -115,9 +115,8 @@ class EventWriter:
             return
         seq = self.seq
         self.seq += 1
-        framed = self._frame(seq, kind, "\0")
-        head, tail = framed.split(b"\0")
-        self.chunks.append(head + data.encode("utf-8", "surrogateescape") + tail)
+        empty = self._frame(seq, kind, "")  # both framings end in the data, then a blank line
+        self.chunks.append(empty[:-2] + data.encode("utf-8", "surrogateescape") + b"\n\n")
 
     def __call__(self, kind: str, **fields: Any) -> None:
         if not self.enabled:

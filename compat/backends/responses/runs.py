@@ -394,7 +394,7 @@ def _typed(items: list[tuple[str, Any]]) -> list[tuple[str | None, Any]]:
 
 def _json_body_events(upstream: UpstreamStream) -> Iterator[JSON]:
     """A JSON body where a stream was expected, as events (DashScope's HTTP-200 rate limit)."""
-    body = next(iter(upstream))["body"]
+    body = next(upstream.events())["body"]
     if body.get("object") == "response" and body.get("status") == "failed":
         yield {"type": "response.created", "response": body}
         yield {"type": "response.failed", "response": body}

@@ -89,7 +89,7 @@ def mapped_errors() -> Iterator[None]:
 
 
 class UpstreamStream:
-    """A started Responses stream: iterate for event dicts; ``close()`` releases the connection."""
+    """A started Responses stream: ``events()`` gives the event dicts; ``close()`` releases it."""
 
     def __init__(self, response: Any, manager: Any) -> None:
         self._response = response
@@ -97,14 +97,12 @@ class UpstreamStream:
         content_type = response.headers.get("content-type", "")
         self.is_event_stream = "text/event-stream" in content_type
 
-    def __iter__(self) -> Iterator[JSON]:
-        """The events; a JSON body where a stream was expected comes as one pseudo-event."""
-        with mapped_errors():
-            yield from self.events()
-
     def events(self) -> Iterator[JSON]:
-        """``__iter__`` without the error mapping, for a caller that iterates inside
-        ``mapped_errors()`` itself (one generator less per event on the hot path)."""
+        """The events; a JSON body where a stream was expected comes as one pseudo-event.
+
+        Iterate inside ``mapped_errors()``: the reader is handed out bare, without a wrapping
+        generator, because it is the hot path of every streamed run.
+        """
         if not self.is_event_stream:
             return iter([self._json_body()])
         return iter_sse_json(self._response.iter_bytes())
