@@ -30,6 +30,10 @@ class Settings:
     responses_base_url: str = DEFAULT_RESPONSES_BASE_URL
     store: str | None = None
     history: str = "chain"
+    #: how long a run's driver holds its lease without renewing it (renewed every third)
+    lease_seconds: float = 15.0
+    #: how long a process exiting normally waits for its non-streamed runs to finish
+    exit_timeout: float = 30.0
 
 
 #: setting name -> environment variable
@@ -40,7 +44,11 @@ _ENV = {
     "responses_base_url": "COMPAT_RESPONSES_BASE_URL",
     "store": "COMPAT_STORE",
     "history": "COMPAT_HISTORY",
+    "lease_seconds": "COMPAT_LEASE_SECONDS",
+    "exit_timeout": "COMPAT_EXIT_TIMEOUT",
 }
+#: settings given in seconds: the environment's text is parsed, and must be a positive number
+_SECONDS = ("lease_seconds", "exit_timeout")
 _NAMES = frozenset(f.name for f in fields(Settings))
 _overrides: dict[str, Any] = {}
 _lock = threading.Lock()
@@ -59,6 +67,9 @@ def configure(**settings: Any) -> Settings:
         raise ConfigurationError(
             f"unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(_NAMES))}"
         )
+    for name in _SECONDS:
+        if settings.get(name) is not None:
+            settings[name] = _seconds(settings[name], f"compat.configure({name}=...)")
     _check(Settings(**{k: v for k, v in settings.items() if v is not None}), "compat.configure()")
     with _lock:
         if reset:
@@ -85,8 +96,19 @@ def _resolve() -> Settings:
         if name in _overrides:
             values[name] = _overrides[name]
         elif env.get(var):
-            values[name] = env[var]
+            values[name] = _seconds(env[var], var) if name in _SECONDS else env[var]
     return Settings(**values)
+
+
+def _seconds(text: Any, origin: str) -> float:
+    """A positive number of seconds, or ConfigurationError naming where it came from."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise ConfigurationError(f"{origin} must be a positive number of seconds, got {text!r}")
+    return value
 
 
 def _check(settings: Settings, source: str | None) -> None:

@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from .base import KINDS, Kind, Page, Record, Store, StoreError
+from .base import KINDS, Kind, Page, Record, RunGone, Store, StoreError, Tx, transition
 from .memory import MemoryStore
 from .sqlite import SQLiteStore
 
@@ -16,11 +16,14 @@ __all__ = [
     "MemoryStore",
     "Page",
     "Record",
+    "RunGone",
     "SQLiteStore",
     "Store",
     "StoreError",
+    "Tx",
     "default_store_path",
     "open_store",
+    "transition",
 ]
 
 _FILE_NAME = "compat.sqlite3"
@@ -43,12 +46,16 @@ def default_store_path() -> Path:
 def open_store(spec: str | os.PathLike[str]) -> Store:
     """`"memory"` gives a MemoryStore; anything else is a file path for an SQLiteStore.
 
-    `~` is expanded and missing parent directories are created.
+    `~` is expanded; missing parent directories are created private to the user (0700), and a
+    new store file is too (0600).
     """
     if spec == "memory":
         return MemoryStore()
     if not os.fspath(spec):
         raise ValueError("empty store spec: give a file path or 'memory'")
     path = Path(spec).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"{path.parent}: cannot create the store's directory: {exc}") from exc
     return SQLiteStore(path)

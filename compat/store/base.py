@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
+from compat import lifecycle
 from compat.errors import StoreError
 
-__all__ = ["KINDS", "MAX_LIMIT", "Kind", "Page", "Record", "Store", "StoreError"]
+__all__ = [
+    "KINDS",
+    "MAX_LIMIT",
+    "Kind",
+    "Page",
+    "Record",
+    "RunGone",
+    "Store",
+    "StoreError",
+    "Tx",
+    "transition",
+]
 
 Kind = Literal["assistant", "thread", "message", "run", "step"]
 KINDS: tuple[Kind, ...] = ("assistant", "thread", "message", "run", "step")
@@ -36,6 +49,29 @@ class Page:
     has_more: bool
     first_id: str | None
     last_id: str | None
+
+
+class Tx(Protocol):
+    """One open transaction: reads see, and writes join, one atomic unit of work.
+
+    SQLite takes its write lock at the start (``BEGIN IMMEDIATE``); PostgreSQL locks the rows it
+    reads (``SELECT ... FOR UPDATE``). Keep the work short and free of network I/O.
+    """
+
+    def get(self, kind: Kind, id: str) -> Record | None:
+        """The record, or None."""
+
+    def put(self, kind: Kind, data: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
+        """As ``Store.put``, inside the transaction."""
+
+    def delete(self, kind: Kind, id: str) -> bool:
+        """As ``Store.delete``, inside the transaction."""
+
+    def children(self, kind: Kind, parent_id: str) -> list[Record]:
+        """The records of ``kind`` under ``parent_id``, oldest first."""
+
+    def now_ms(self) -> int:
+        """The store's clock in ms (the database's, where there is one): leases use it."""
 
 
 @runtime_checkable
@@ -90,8 +126,88 @@ class Store(Protocol):
         and do not call the store from it. If it returns None the record stays as it was.
         """
 
+    def transaction(self) -> AbstractContextManager[Tx]:
+        """A transaction: committed when the block ends, rolled back if it raises."""
+
+    def transition(
+        self,
+        run_id: str,
+        trigger: str,
+        changes: dict[str, Any] | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> Record:
+        """Apply one lifecycle move to a stored run, atomically (see ``transition``)."""
+
     def close(self) -> None:
         """Release connections; later calls raise StoreError. Calling it twice is fine."""
+
+
+class RunGone(LookupError):
+    """The run is not in the store (never stored, or its thread was deleted)."""
+
+
+#: Run fields a driver never writes: the user owns them (``Runs.update``).
+_USER_FIELDS = frozenset({"metadata"})
+
+
+def transition(
+    tx: Tx,
+    run_id: str,
+    trigger: str,
+    changes: dict[str, Any] | None = None,
+    meta: dict[str, Any] | None = None,
+) -> Record:
+    """Move the stored run by ``trigger`` (``compat.lifecycle``'s table) and return it.
+
+    The move is checked against the run as stored now, never against a caller's snapshot;
+    ``changes`` (fields other than the user's ``metadata``) and ``meta`` are merged onto it.
+    Raises ``lifecycle.IllegalMove`` (nothing written) or ``RunGone``.
+    """
+    record = tx.get("run", run_id)
+    if record is None:
+        raise RunGone(run_id)
+    data = dict(record.data)
+    status = data["status"]
+    if changes:
+        data.update({k: v for k, v in changes.items() if k not in _USER_FIELDS})
+    data["status"] = status  # the move decides it, from what is stored
+    data.update(lifecycle.moved_fields(data, trigger, tx.now_ms()))
+    new = Record(data, dict(record.meta, **meta) if meta else record.meta)
+    tx.put("run", new.data, new.meta)
+    return new
+
+
+def apply_update(
+    tx: Tx, kind: Kind, id: str, fn: Callable[[Record], Record | None]
+) -> Record | None:
+    """``Store.update`` inside a transaction."""
+    current = tx.get(kind, id)
+    if current is None:
+        return None
+    new = fn(current)
+    if new is None:
+        return current
+    if new.data.get("id") != id:
+        raise ValueError(f"update of {kind} {id} returned a record with id {new.data.get('id')}")
+    tx.put(kind, new.data, new.meta)
+    return new
+
+
+class TransitionMixin:
+    """``Store.transition`` for stores that have ``transaction()``."""
+
+    def transaction(self) -> AbstractContextManager[Tx]:
+        raise NotImplementedError  # every store defines it; this only satisfies the type
+
+    def transition(
+        self,
+        run_id: str,
+        trigger: str,
+        changes: dict[str, Any] | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> Record:
+        with self.transaction() as tx:
+            return transition(tx, run_id, trigger, changes, meta)
 
 
 def check_kind(kind: str) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 from .base import (
@@ -15,6 +17,8 @@ from .base import (
     Record,
     Row,
     StoreError,
+    TransitionMixin,
+    apply_update,
     check_kind,
     decode,
     encode,
@@ -34,7 +38,41 @@ class _Entry(NamedTuple):
     meta: str
 
 
-class MemoryStore:
+class _MemoryTx:
+    """A ``Tx`` on a ``MemoryStore`` whose lock is held; writes are staged until commit."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+
+    def get(self, kind: Kind, id: str) -> Record | None:
+        check_kind(kind)
+        entry = self.store._tables[kind].get(id)
+        return None if entry is None else decode(entry.data, entry.meta)
+
+    def put(self, kind: Kind, data: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
+        # Applied at once (reads in the transaction see it); undone if the block raises.
+        row = encode(kind, data, meta)
+        self.store._undo.append(self.store._snapshot(row.kind, row.id))
+        self.store._write(row)
+
+    def delete(self, kind: Kind, id: str) -> bool:
+        check_kind(kind)
+        self.store._undo.append(("all", self.store._copy_tables()))
+        return self.store._delete(kind, id)
+
+    def children(self, kind: Kind, parent_id: str) -> list[Record]:
+        check_kind(kind)
+        entries = sorted(
+            (e for e in self.store._tables[kind].values() if e.parent_id == parent_id),
+            key=lambda e: (e.created_at, e.seq),
+        )
+        return [decode(e.data, e.meta) for e in entries]
+
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+
+class MemoryStore(TransitionMixin):
     """A `Store` in dicts behind one lock; nothing survives the process."""
 
     def __init__(self) -> None:
@@ -42,6 +80,7 @@ class MemoryStore:
         self._tables: dict[str, dict[str, _Entry]] = {kind: {} for kind in KINDS}
         self._seq = itertools.count(1)
         self._closed = False
+        self._undo: list[Any] = []  # how to roll back the open transaction
 
     def __repr__(self) -> str:
         return "MemoryStore()"
@@ -68,14 +107,7 @@ class MemoryStore:
         check_kind(kind)
         with self._lock:
             self._check_open()
-            if kind == "thread":
-                runs = {rid for rid, e in self._tables["run"].items() if e.parent_id == id}
-                self._drop_children("step", runs)
-                self._drop_children("message", {id})
-                self._drop_children("run", {id})
-            elif kind == "run":
-                self._drop_children("step", {id})
-            return self._tables[kind].pop(id, None) is not None
+            return self._delete(kind, id)
 
     def list(
         self,
@@ -115,20 +147,21 @@ class MemoryStore:
 
     def update(self, kind: Kind, id: str, fn: Callable[[Record], Record | None]) -> Record | None:
         check_kind(kind)
+        with self.transaction() as tx:
+            return apply_update(tx, kind, id, fn)
+
+    @contextmanager
+    def transaction(self) -> Iterator[_MemoryTx]:
         with self._lock:
             self._check_open()
-            entry = self._tables[kind].get(id)
-            if entry is None:
-                return None
-            current = decode(entry.data, entry.meta)
-            new = fn(current)
-            if new is None:
-                return current
-            row = encode(kind, new.data, new.meta)
-            if row.id != id:
-                raise ValueError(f"update of {kind} {id} returned a record with id {row.id}")
-            self._write(row)
-            return new
+            self._undo = []
+            try:
+                yield _MemoryTx(self)
+            except BaseException:
+                self._rollback()
+                raise
+            finally:
+                self._undo = []
 
     def close(self) -> None:
         with self._lock:
@@ -146,6 +179,33 @@ class MemoryStore:
         seq = next(self._seq) if old is None else old.seq
         meta = row.meta if row.meta is not None else "{}" if old is None else old.meta
         table[row.id] = _Entry(seq, row.created_at, row.parent_id, row.data, meta)
+
+    def _delete(self, kind: Kind, id: str) -> bool:
+        if kind == "thread":
+            runs = {rid for rid, e in self._tables["run"].items() if e.parent_id == id}
+            self._drop_children("step", runs)
+            self._drop_children("message", {id})
+            self._drop_children("run", {id})
+        elif kind == "run":
+            self._drop_children("step", {id})
+        return self._tables[kind].pop(id, None) is not None
+
+    def _snapshot(self, kind: str, id: str) -> tuple[str, str, str, _Entry | None]:
+        return ("one", kind, id, self._tables[kind].get(id))
+
+    def _copy_tables(self) -> dict[str, dict[str, _Entry]]:
+        return {kind: dict(table) for kind, table in self._tables.items()}
+
+    def _rollback(self) -> None:
+        for undo in reversed(self._undo):
+            if undo[0] == "all":
+                self._tables = undo[1]
+                continue
+            _, kind, id, entry = undo
+            if entry is None:
+                self._tables[kind].pop(id, None)
+            else:
+                self._tables[kind][id] = entry
 
     def _drop_children(self, kind: str, parents: set[str]) -> None:
         table = self._tables[kind]

@@ -6,12 +6,25 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .base import PARENT_FIELD, Kind, Page, Record, StoreError, check_kind, decode, encode, window
+from .base import (
+    PARENT_FIELD,
+    Kind,
+    Page,
+    Record,
+    StoreError,
+    TransitionMixin,
+    apply_update,
+    check_kind,
+    decode,
+    encode,
+    window,
+)
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
 
@@ -67,7 +80,75 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class SQLiteStore:
+def _create_private(path: Path) -> None:
+    """Create the database file readable by its owner only; SQLite gives -wal/-shm its mode."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot open the store file: {exc}") from exc
+    os.close(fd)
+
+
+#: Every open store, so that a forked child can give each a fresh connection pool.
+_open_stores: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
+#: Connections a forked child inherited: kept alive, never used or closed (see _after_fork).
+_inherited: list[sqlite3.Connection] = []
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_open_stores):
+        store._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class _SQLiteTx:
+    """A ``Tx`` on one connection inside ``BEGIN IMMEDIATE`` (the file's write lock is held)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def get(self, kind: Kind, id: str) -> Record | None:
+        check_kind(kind)
+        row = self.conn.execute(_SELECT, (kind, id)).fetchone()
+        return None if row is None else decode(row[0], row[1])
+
+    def put(self, kind: Kind, data: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
+        self.conn.execute(_UPSERT, encode(kind, data, meta)._asdict())
+
+    def delete(self, kind: Kind, id: str) -> bool:
+        check_kind(kind)
+        conn = self.conn
+        if kind == "thread":
+            conn.execute(
+                "DELETE FROM records WHERE kind = 'step' AND parent_id IN "
+                "(SELECT id FROM records WHERE kind = 'run' AND parent_id = ?)",
+                (id,),
+            )
+            conn.execute(
+                "DELETE FROM records WHERE kind IN ('message', 'run') AND parent_id = ?", (id,)
+            )
+        elif kind == "run":
+            conn.execute("DELETE FROM records WHERE kind = 'step' AND parent_id = ?", (id,))
+        cursor = conn.execute("DELETE FROM records WHERE kind = ? AND id = ?", (kind, id))
+        return cursor.rowcount > 0
+
+    def children(self, kind: Kind, parent_id: str) -> list[Record]:
+        check_kind(kind)
+        rows = self.conn.execute(
+            "SELECT data, meta FROM records WHERE kind = ? AND parent_id = ? "
+            "ORDER BY created_at, seq",
+            (kind, parent_id),
+        )
+        return [decode(data, meta) for data, meta in rows]
+
+    def now_ms(self) -> int:
+        return _now_ms()
+
+
+class SQLiteStore(TransitionMixin):
     """A `Store` in one SQLite file (WAL journal, synchronous=NORMAL).
 
     Connections come from a small pool, so each is used by one thread at a time and threads
@@ -85,6 +166,8 @@ class SQLiteStore:
         self._write_lock = threading.Lock()
         self._idle: list[sqlite3.Connection] = []
         self._closed = False
+        _create_private(self.path)
+        _open_stores.add(self)
         try:
             with self._connection() as conn:
                 # The journal mode is stored in the file; setting it once per open is enough.
@@ -118,20 +201,8 @@ class SQLiteStore:
 
     def delete(self, kind: Kind, id: str) -> bool:
         check_kind(kind)
-        with self._transaction() as conn:
-            if kind == "thread":
-                conn.execute(
-                    "DELETE FROM records WHERE kind = 'step' AND parent_id IN "
-                    "(SELECT id FROM records WHERE kind = 'run' AND parent_id = ?)",
-                    (id,),
-                )
-                conn.execute(
-                    "DELETE FROM records WHERE kind IN ('message', 'run') AND parent_id = ?", (id,)
-                )
-            elif kind == "run":
-                conn.execute("DELETE FROM records WHERE kind = 'step' AND parent_id = ?", (id,))
-            cursor = conn.execute("DELETE FROM records WHERE kind = ? AND id = ?", (kind, id))
-            return cursor.rowcount > 0
+        with self.transaction() as tx:
+            return tx.delete(kind, id)
 
     def list(
         self,
@@ -174,19 +245,13 @@ class SQLiteStore:
 
     def update(self, kind: Kind, id: str, fn: Callable[[Record], Record | None]) -> Record | None:
         check_kind(kind)
+        with self.transaction() as tx:
+            return apply_update(tx, kind, id, fn)
+
+    @contextmanager
+    def transaction(self) -> Iterator[_SQLiteTx]:
         with self._transaction() as conn:
-            row = conn.execute(_SELECT, (kind, id)).fetchone()
-            if row is None:
-                return None
-            current = decode(row[0], row[1])
-            new = fn(current)
-            if new is None:
-                return current
-            encoded = encode(kind, new.data, new.meta)
-            if encoded.id != id:
-                raise ValueError(f"update of {kind} {id} returned a record with id {encoded.id}")
-            conn.execute(_UPSERT, encoded._asdict())
-            return new
+            yield _SQLiteTx(conn)
 
     def close(self) -> None:
         with self._pool_lock:
@@ -273,6 +338,17 @@ class SQLiteStore:
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
 
+    def _after_fork_in_child(self) -> None:
+        """A forked child must not use its parent's connections: start a fresh pool.
+
+        The inherited connections are kept referenced, never closed: closing one in the child
+        could checkpoint or remove the WAL the parent is still using.
+        """
+        self._pool_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        _inherited.extend(self._idle)
+        self._idle = []
+
     def _migrate(self) -> None:
         """Run the migrations this file has not seen; BEGIN IMMEDIATE makes racing opens queue."""
         with self._transaction() as conn:
@@ -281,6 +357,13 @@ class SQLiteStore:
                 "(name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)"
             )
             done = {name for (name,) in conn.execute("SELECT name FROM schema_migrations")}
+            unknown = done - {migration.__name__ for migration in MIGRATIONS}
+            if unknown:
+                raise StoreError(
+                    f"{self.path} was written by a newer compat (schema migrations "
+                    f"{', '.join(sorted(unknown))} are unknown to this one): upgrade compat, "
+                    "or point COMPAT_STORE at another file"
+                )
             for migration in MIGRATIONS:
                 if migration.__name__ not in done:
                     migration(conn)

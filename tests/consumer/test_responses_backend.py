@@ -156,7 +156,7 @@ import os, sys, time
 sys.path.insert(0, sys.argv[1])
 import compat
 from compat.testing import Emulator, Scenario
-compat.configure(backend="responses", store=sys.argv[2])
+compat.configure(backend="responses", store=sys.argv[2], lease_seconds=0.5)
 with Emulator() as emu:
     compat.configure(responses_base_url=emu.responses_base_url, api_key=emu.api_key)
     emu.queue(Scenario.text("x " * 200).paced(0.05))
@@ -182,7 +182,13 @@ def test_a_run_orphaned_by_its_process_is_reported_expired(tmp_path: Path) -> No
     thread_id, run_id = out.stdout.split()
     compat.configure(backend="responses", store=store)
     try:
+        # Nobody renews the dead process's half-second lease: the first read after it lapses
+        # reaps the run (the loop only waits out the lease; it asserts nothing on time).
+        deadline = time.monotonic() + 30
         run = compat.Runs.retrieve(run_id, thread_id=thread_id)
+        while run.status == "in_progress" and time.monotonic() < deadline:
+            time.sleep(0.05)
+            run = compat.Runs.retrieve(run_id, thread_id=thread_id)
         assert run.status == "expired"
         assert run.last_error["code"] == "worker_lost"
         assert compat.Runs.wait(run_id, thread_id=thread_id).status == "expired"

@@ -173,8 +173,15 @@ class ResponsesBackend:
         return ok(record.data) if record else not_found("thread")
 
     def delete_thread(self, thread_id: str, opts: CallOptions) -> JSON:
-        if not self.store(opts).delete("thread", thread_id):
-            return not_found("thread")
+        executor = self.executor(opts)
+        with executor.store.transaction() as tx:
+            if tx.get("thread", thread_id) is None:
+                return not_found("thread")
+            # Its active run is cancelled first, in the same transaction: its driver finds the
+            # run gone and writes nothing back, so no record of the thread survives.
+            cancelled = executor.cancel_thread_runs(tx, thread_id)
+            tx.delete("thread", thread_id)
+        executor.stop_local(cancelled)
         return ok(o.delete_response(thread_id, "thread"))
 
     # -- messages ---------------------------------------------------------------------------

@@ -1,21 +1,39 @@
 """Thread history → Responses input (DESIGN decision 4).
 
-``chain`` (default): send ``previous_response_id`` of the thread's last response plus only the
-messages added since; ``replay``: resend the whole thread. A continuation after
-``submit_tool_outputs`` sends the function outputs (chain) or the thread plus every function call
-of the run, each immediately followed by its output (replay; DashScope requires the adjacency).
+``chain`` (default): send ``previous_response_id`` of the thread's last completed response plus
+the messages that request did not include; ``replay``: resend the whole thread. A continuation
+after ``submit_tool_outputs`` sends the function outputs (chain) or the thread plus every function
+call of the run, each immediately followed by its output (replay; DashScope requires the adjacency).
+
+The thread's ``chain_cursor`` is the newest message a chained run's first request was built from
+(``Input.cursor``), stored when that run completes: a message created while the run was active
+lies after it and goes with the next request, so no user message is lost or sent twice.
+Messages a run wrote (they carry its ``run_id``) are never sent in chain mode: a completed run's
+are in the chain already, and a cancelled or failed run's partial answer is not the model's word.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from compat.backends.responses.request import function_call_items, message_input
 from compat.store import Store
 
-__all__ = ["History", "chain_cursor"]
+__all__ = ["History", "Input"]
 
 JSON = dict[str, Any]
+
+
+class Input(NamedTuple):
+    """One request's history: the chained response, the input items, the cursor they reach.
+
+    ``cursor`` is the newest message when the input was built, or None when the request adds
+    no messages (a chained continuation) and the run's cursor stands.
+    """
+
+    previous: str | None
+    items: list[JSON]
+    cursor: str | None
 
 
 def _all_messages(store: Store, thread_id: str, after: str | None = None) -> list[JSON]:
@@ -29,12 +47,6 @@ def _all_messages(store: Store, thread_id: str, after: str | None = None) -> lis
         cursor = page.last_id
 
 
-def chain_cursor(store: Store, thread_id: str) -> str | None:
-    """The id of the thread's newest message: where the next chained request starts."""
-    page = store.list("message", parent_id=thread_id, order="desc", limit=1)
-    return page.first_id
-
-
 class History:
     """Builds the ``input`` (and ``previous_response_id``) for a run's next response."""
 
@@ -43,7 +55,7 @@ class History:
         self.thread_id = thread_id
         self.mode = mode
 
-    def input_for(self, continuation: JSON | None) -> tuple[str | None, list[JSON]]:
+    def input_for(self, continuation: JSON | None) -> Input:
         if self.mode != "chain":
             return self.replay_input(continuation)
         if continuation is not None:
@@ -51,22 +63,26 @@ class History:
                 return self.replay_input(continuation)
             calls = continuation["calls"]
             outputs = continuation["outputs"]
-            return continuation["response_id"], [
+            items = [
                 {"type": "function_call_output", "call_id": c["id"], "output": outputs[c["id"]]}
                 for c in calls
             ]
+            return Input(continuation["response_id"], items, None)
         record = self.store.get("thread", self.thread_id)
         meta = record.meta if record else {}
         previous = meta.get("last_response_id")
         if not previous:
             return self.replay_input(None)
-        new = _all_messages(self.store, self.thread_id, after=meta.get("chain_cursor"))
-        return previous, [message_input(m) for m in new]
+        cursor = meta.get("chain_cursor")
+        new = _all_messages(self.store, self.thread_id, after=cursor)
+        items = [message_input(m) for m in new if not m.get("run_id")]
+        return Input(previous, items, new[-1]["id"] if new else cursor)
 
-    def replay_input(self, continuation: JSON | None) -> tuple[None, list[JSON]]:
-        items = [message_input(m) for m in _all_messages(self.store, self.thread_id)]
+    def replay_input(self, continuation: JSON | None) -> Input:
+        messages = _all_messages(self.store, self.thread_id)
+        items = [message_input(m) for m in messages]
         if continuation is not None:
             for past in continuation.get("rounds", []):
                 items += function_call_items(past["calls"], past["outputs"])
             items += function_call_items(continuation["calls"], continuation["outputs"])
-        return None, items
+        return Input(None, items, messages[-1]["id"] if messages else None)

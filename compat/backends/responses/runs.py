@@ -1,28 +1,42 @@
 """Runs on the Responses backend: start, drive, store, cancel, continue after tool outputs.
 
 One run is one or more Responses (a function-call round trip continues the same run with a new
-response). ``RunExecutor`` opens the upstream stream eagerly (so HTTP errors come back from the
-call, as dashscope returns them), then either hands the translated events to the caller
-(streamed runs) or drives them in a background thread (non-streamed runs).
+response). ``RunExecutor`` claims the thread and stores the queued run in one transaction,
+opens the upstream stream (so HTTP errors come back from the call, as dashscope returns them;
+the run is then withdrawn), then either hands the translated events to the caller (streamed
+runs) or drives them in a background thread (non-streamed runs).
 
-The store is written at lifecycle points only: run created, message completed, run finished.
-Which process drives a run, orphaned runs and the thread's active-run claim are ``ownership``'s.
+Every change of the stored run is a ``compat.lifecycle`` move applied by the store in one
+transaction (``compat.store.transition``): the driver never writes its snapshot over the stored
+run, so a cancel, a reap or a ``Runs.update`` from elsewhere is never lost. The store is written
+at lifecycle points only (run started, message created or completed, step moves, run finished,
+the lease), never per delta. Leases, orphans and the thread's claim are ``ownership``'s.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from compat import _objects as o
+from compat import lifecycle
 from compat._ids import new_id, now_ms
 from compat.backends import JSON, CallOptions, Reply, error_stream
 from compat.backends.responses import request as rq
-from compat.backends.responses.history import History, chain_cursor
-from compat.backends.responses.ownership import ACTIVE, WORKER, RunOwnership
+from compat.backends.responses.history import History, Input
+from compat.backends.responses.ownership import (
+    REQUIRES_ACTION_SECONDS,
+    RunOwnership,
+    claim_thread,
+    expire_run,
+    lapsed,
+    lease,
+    release_thread,
+)
 from compat.backends.responses.translate import ResponsesTranslator
 from compat.backends.responses.upstream import (
     UpstreamBroken,
@@ -31,14 +45,27 @@ from compat.backends.responses.upstream import (
     mapped_errors,
     upstream_for,
 )
-from compat.errors import TimeoutException, TranslationError
-from compat.store import Record, Store
+from compat.errors import StoreError, TimeoutException, TranslationError
+from compat.store import Record, RunGone, Store, Tx, transition
 from compat.types import ThreadMessageDelta, convert_stream_item
 
 __all__ = ["RunExecutor"]
 
 #: The statuses ``Runs.wait`` returns at (requires_action included: the user must act).
-_FINAL = frozenset({"completed", "failed", "cancelled", "expired", "requires_action"})
+_FINAL = lifecycle.TERMINAL | {"requires_action"}
+#: The translator's outcome → the lifecycle move that stores it.
+_OUTCOME_MOVES = {
+    "completed": "complete",
+    "failed": "fail",
+    "requires_action": "require_action",
+    "cancelled": "cancelled",
+}
+_TERMINAL_EVENTS = frozenset(f"thread.run.{status}" for status in _OUTCOME_MOVES)
+#: A message is stored when it is created (so a crash leaves no step pointing at nothing)
+#: and once more when it is finished; never per delta.
+_MESSAGE_WRITES = frozenset(
+    {"thread.message.created", "thread.message.completed", "thread.message.incomplete"}
+)
 
 
 def _ok(obj: JSON) -> JSON:
@@ -60,16 +87,51 @@ def _reply_error(err: JSON, stream: bool) -> Reply:
     return error_stream(err) if stream else err
 
 
-@dataclass
-class _Job:
-    """What one response of a run needs: the request, the translator and the open stream."""
+def _broken_error(exc: UpstreamBroken) -> JSON:
+    """A transport failure before the stream started, in dashscope's returned-error shape.
 
-    run: JSON
-    request: JSON
-    translator: ResponsesTranslator
-    upstream: UpstreamStream | None = None
-    #: set by Runs.cancel from another thread; a plain flag, read once per event
-    cancelled: bool = False
+    compat's choice (dashscope raises requests' exception here): 504 for a timeout, 503 for a
+    connection that could not be made or broke, with the code the run's ``last_error`` would
+    carry had the stream started.
+    """
+    return _error(exc.code, exc.message, 504 if exc.code == "timeout" else 503)
+
+
+class _Job:
+    """One response of a run being driven here: request, translator, stream, cancel flag."""
+
+    def __init__(
+        self,
+        run: JSON,
+        history: Input,
+        translator: ResponsesTranslator,
+        lease_seconds: float,
+    ) -> None:
+        self.run_id: str = run["id"]
+        self.thread_id: str = run["thread_id"]
+        self.history = history
+        self.translator = translator
+        self.lease_seconds = lease_seconds
+        self.upstream: UpstreamStream | None = None
+        #: set by a cancel, here or (through the keeper) elsewhere; read once per event
+        self.cancelled = False
+        #: finished messages already stored (the final write skips them)
+        self.stored_messages: set[str] = set()
+
+    def stop(self) -> None:
+        """Cancel: the driver ends the run at its next event, or now if the read is blocked."""
+        self.cancelled = True
+        upstream = self.upstream
+        if upstream is not None:
+            upstream.interrupt()
+
+    def checkpoint(self) -> JSON | None:
+        """The open message with its text so far (stored with each lease renewal)."""
+        item = self.translator._items.message
+        if item is None:
+            return None
+        text = "".join(list(item.chunks))
+        return dict(item.message, status="in_progress", content=[o.text_content(text)])
 
 
 class RunExecutor:
@@ -78,6 +140,9 @@ class RunExecutor:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.owners = RunOwnership(store)
+        self._background: dict[str, threading.Thread] = {}
+        self._background_lock = threading.Lock()
+        _executors.append(self)
 
     # -- starting ---------------------------------------------------------------------------
     def start(
@@ -92,55 +157,67 @@ class RunExecutor:
                 store.delete("thread", created_thread["id"])
             return _reply_error(err, stream)
 
-        thread = store.get("thread", thread_id)
-        if thread is None:
-            return refuse(_error("InvalidParameter", o.not_found_message("thread")))
         assistant_record = store.get("assistant", params["assistant_id"])
         if assistant_record is None:
             return refuse(_error("InvalidParameter", o.not_found_message("assistant")))
         assistant = assistant_record.data
-
         run = o.run_object(
             new_id("run"), now_ms(), thread_id, assistant["id"], _run_fields(assistant, params)
         )
-        busy = self.owners.claim_thread(thread_id, run["id"])
-        if busy is not None:
-            return refuse(_error("InvalidParameter", busy))
+        seconds = opts.settings.lease_seconds
+        with store.transaction() as tx:
+            thread = tx.get("thread", thread_id)
+            if thread is None:
+                refusal: str | None = o.not_found_message("thread")
+            else:
+                meta: JSON = {
+                    "request": {"extra_body": params.get("extra_body")},
+                    "response_ids": [],
+                    "usage": None,
+                    "lease": lease(tx.now_ms(), seconds),
+                }
+                refusal = claim_thread(tx, thread, run, meta)
+        if refusal is not None:
+            return refuse(_error("InvalidParameter", refusal))
         try:
-            history = History(store, thread_id, opts.settings.history)
-            job = self._open(run, history, params, opts)
-        except UpstreamHTTPError as exc:
-            self.owners.release_thread(thread_id, run["id"])
-            return refuse(exc.error)
-        except BaseException:
-            self.owners.release_thread(thread_id, run["id"])
+            job = self._open(run, params, opts)
+        except BaseException as exc:
+            self._withdraw(run)
+            if isinstance(exc, UpstreamHTTPError):
+                return refuse(exc.error)
+            if isinstance(exc, UpstreamBroken):
+                return refuse(_broken_error(exc))
             if created_thread is not None:
                 store.delete("thread", created_thread["id"])
             raise
-        meta: JSON = {
-            "request": {"extra_body": params.get("extra_body")},
-            "response_ids": [],
-            "usage": None,
-            "worker": WORKER,
-        }
-        self._launch_pending(job)
-        store.put("run", run, meta)
         prefix = (
             [("thread.created", dict(created_thread, status_code=200))] if created_thread else []
         )
         return self._launch(job, stream, prefix)
 
+    def _withdraw(self, run: JSON) -> None:
+        """Remove a run whose first request failed before its stream: the call returns an error."""
+        self.owners.done(run["id"])
+        with self.store.transaction() as tx:
+            release_thread(tx, run["thread_id"], run["id"])
+            tx.delete("run", run["id"])
+
     def _open(
         self,
         run: JSON,
-        history: History,
         params: JSON,
         opts: CallOptions,
         *,
         continuation: JSON | None = None,
+        cursor: str | None = None,
     ) -> _Job:
-        """Build the request for the run's next response and open the upstream stream."""
+        """Build the request for the run's next response and open the upstream stream.
+
+        The job is watched (its lease renewed, a cancel noticed) from before the request goes
+        out, so a slow time-to-headers cannot make the run look orphaned.
+        """
         upstream = upstream_for(opts.settings, opts.api_key)
+        history = History(self.store, run["thread_id"], opts.settings.history)
         tools = rq.map_tools(run["tools"])
         # run["instructions"] is already the effective text (override or assistant's, plus
         # additional_instructions); the Responses API needs it on every request of the run.
@@ -154,28 +231,17 @@ class RunExecutor:
                 "prior_usage": continuation["usage"],
             }
 
-        def request_for(previous: str | None, items: list[JSON]) -> JSON:
+        def request_for(sent: Input) -> JSON:
             return rq.build_request(
                 run,
                 instructions=instructions,
                 tools=tools,
-                input_items=items,
-                previous_response_id=previous,
+                input_items=sent.items,
+                previous_response_id=sent.previous,
                 sampling=run,
                 extra_body=params.get("extra_body"),
             )
 
-        previous, items = history.input_for(continuation)
-        request = request_for(previous, items)
-        timeout = opts.extra.get("request_timeout")
-        try:
-            opened = upstream.stream(request, timeout)
-        except UpstreamHTTPError as exc:
-            if previous is None or not _lost_previous_response(exc):
-                raise
-            # The chained response expired or is unknown upstream: resend the thread instead.
-            request = request_for(*history.replay_input(continuation))
-            opened = upstream.stream(request, timeout)
         translator = ResponsesTranslator(
             run,
             new_id=new_id,
@@ -183,13 +249,27 @@ class RunExecutor:
             text_delta=ThreadMessageDelta.of_text,
             **translator_args,
         )
-        return _Job(run=run, request=request, translator=translator, upstream=opened)
+        sent = history.input_for(continuation)
+        job = _Job(run, sent, translator, opts.settings.lease_seconds)
+        self.owners.drive(job)
+        timeout = opts.extra.get("request_timeout")
+        try:
+            try:
+                job.upstream = upstream.stream(request_for(sent), timeout)
+            except UpstreamHTTPError as exc:
+                if sent.previous is None or not _lost_previous_response(exc):
+                    raise
+                # The chained response expired or is unknown upstream: resend the thread instead.
+                sent = job.history = history.replay_input(continuation)
+                job.upstream = upstream.stream(request_for(sent), timeout)
+        except BaseException:
+            self.owners.done(job.run_id)
+            raise
+        if sent.cursor is None:
+            job.history = sent._replace(cursor=cursor)
+        return job
 
     # -- driving ----------------------------------------------------------------------------
-    def _launch_pending(self, job: _Job) -> None:
-        """Count the run as driven here before it is stored, so no reader takes it for an orphan."""
-        self.owners.drive(job.run["id"], job)
-
     def _launch(self, job: _Job, stream: bool, prefix: list[tuple[str, JSON]]) -> Reply:
         if stream:
             items = self._stream(job, prefix)
@@ -198,19 +278,30 @@ class RunExecutor:
             next(items)
             return items  # type: ignore[return-value]
         worker = threading.Thread(
-            target=self._drain, args=(job,), name=f"compat-run-{job.run['id']}", daemon=True
+            target=self._drain, args=(job,), name=f"compat-run-{job.run_id}", daemon=True
         )
+        with self._background_lock:
+            self._background[job.run_id] = worker
+        reply = _ok(_clean(job.translator.run))  # as stored before the worker starts: queued
         worker.start()
-        return _ok(dict(job.run))
+        return reply
 
     def _drain(self, job: _Job) -> None:
-        for _ in self._stream(job, []):
-            pass
+        try:
+            for _ in self._stream(job, []):
+                pass
+        finally:
+            with self._background_lock:
+                self._background.pop(job.run_id, None)
 
     def _stream(
         self, job: _Job, prefix: list[tuple[str, JSON]]
     ) -> Iterator[tuple[str | None, Any] | None]:
-        """The run's events, typed (``types.convert_stream_item``); the store kept in step."""
+        """The run's events, typed (``types.convert_stream_item``); the store kept in step.
+
+        Reading stops at the first terminal event: what the upstream sends after it is not
+        read. The terminal event is emitted after the store has taken the run's end.
+        """
         translator = job.translator
         feed = translator.feed
         upstream = job.upstream
@@ -219,6 +310,7 @@ class RunExecutor:
         try:
             yield None  # see _launch
             yield from _typed(prefix)
+            out: list[Any] = []
             try:
                 with mapped_errors():
                     if upstream.is_event_stream:
@@ -226,80 +318,136 @@ class RunExecutor:
                     else:
                         events = _json_body_events(upstream)
                     for event in events:
+                        if job.cancelled:
+                            break
                         out = feed(event)
                         if not out:
                             continue
                         if len(out) == 1 and out[0][0] == "thread.message.delta":
                             # The hot path: the translator built the typed delta itself.
                             yield out[0]
-                        else:
-                            self._persist_progress(job, out)
-                            yield from _typed(out)
-                        if job.cancelled:
+                            continue
+                        if translator.settled:
                             break
-                out = translator.cancel() if job.cancelled else translator.finish()
+                        self._persist_progress(job, out)
+                        yield from _typed(out)
+                        out = []
+                if translator.settled:
+                    pass
+                elif job.cancelled:
+                    out = translator.cancel()
+                else:
+                    out = translator.finish()
             except UpstreamBroken as exc:
-                out = translator.fail(exc.code, exc.message)
+                out = (
+                    translator.cancel() if job.cancelled else translator.fail(exc.code, exc.message)
+                )
             except TranslationError as exc:
                 out = translator.fail("invalid_stream", str(exc))
-            self._persist_final(job)
+            except StoreError as exc:
+                out = translator.fail("store_error", f"compat's store failed mid-run: {exc}")
+            out = self._settle(job, out)
             finished = True
             yield from _typed(out)
         except GeneratorExit:
             # The consumer closed the stream (or dropped it): the run is cancelled.
             if not finished:
-                translator.cancel()
-                self._persist_final(job)
                 finished = True
+                self._settle(job, translator.cancel())
             raise
         finally:
             upstream.close()
             if not finished:
-                translator.fail("server_error", "the run was interrupted")
-                self._persist_final(job)
-            self.owners.done(job.run["id"])
+                self._settle(job, translator.fail("server_error", "the run was interrupted"))
+            self.owners.done(job.run_id)
 
-    def _persist_progress(self, job: _Job, out: list[tuple[str, JSON]]) -> None:
-        """Store completed messages (and their steps) as they complete."""
-        items: list[Any] = []
+    def _persist_progress(self, job: _Job, out: list[tuple[str, Any]]) -> None:
+        """Store what the events say: the run started, messages and steps as they move."""
+        items: list[tuple[Any, JSON]] = []
+        started = False
         for event, payload in out:
-            if event in ("thread.message.completed", "thread.message.incomplete"):
-                items.append(("message", _clean(payload), {}))
+            if event in _MESSAGE_WRITES:
+                items.append(("message", _clean(payload)))
             elif event.startswith("thread.run.step.") and event != "thread.run.step.delta":
-                items.append(("step", _clean(payload), None))
+                items.append(("step", _clean(payload)))
             elif event == "thread.run.in_progress":
-                items.append(("run", _clean(payload), None))
-        if items:
-            self.store.put_many(items)
+                started = True
+        if not items and not started:
+            return
+        with self.store.transaction() as tx:
+            try:
+                if started:
+                    transition(tx, job.run_id, "start", _driver_fields(job.translator.run))
+                elif tx.get("run", job.run_id) is None:
+                    raise RunGone(job.run_id)
+            except RunGone:
+                job.stop()  # deleted with its thread: write nothing back
+                return
+            except lifecycle.IllegalMove:
+                job.stop()  # cancelling, or taken away: the driver ends the run
+                return
+            for kind, data in items:
+                tx.put(kind, data, {})
+                if kind == "message" and data["status"] != "in_progress":
+                    job.stored_messages.add(data["id"])
 
-    def _persist_final(self, job: _Job) -> None:
-        """Store the run's end state, its messages and steps, and the thread's chain."""
+    def _settle(self, job: _Job, out: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+        """Store the response's end as one move, with its messages and steps, and the thread's.
+
+        Returns the events to emit: ``out``, its terminal event replaced by the stored run's
+        when the store had already moved the run on (cancelled or reaped elsewhere).
+        """
         t = job.translator
-        run = _clean(t.run)
-        items: list[Any] = [("message", _clean(m), {}) for m in t.messages]
-        items += [("step", _clean(s), None) for s in t.steps]
-        record = self.store.get("run", run["id"])
-        meta = dict(record.meta) if record else {}
-        if t.response_id:
-            meta["response_ids"] = [*meta.get("response_ids", []), t.response_id]
-        meta["usage"] = run.get("usage")
-        meta["pending"] = list(t.pending_tool_calls)
-        meta["tool_step_id"] = _tool_step_id(t)
-        items.append(("run", run, meta))
-        self.store.put_many(items)
-        thread_id = run["thread_id"]
-        response_id = t.response_id if run["status"] in ("completed", "requires_action") else None
-        cursor = chain_cursor(self.store, thread_id) if response_id else None
+        run = _driver_fields(t.run)
+        trigger = _OUTCOME_MOVES.get(run["status"])
+        if trigger is None:  # nothing settled (a double close): nothing to store
+            return out
+        if run["status"] == "requires_action":
+            run["expires_at"] = now_ms() + REQUIRES_ACTION_SECONDS * 1000
+        response_ids = [t.response_id] if t.response_id else []
+        try:
+            with self.store.transaction() as tx:
+                record = tx.get("run", job.run_id)
+                if record is None:
+                    return out  # its thread was deleted: nothing to write back
+                meta = {
+                    "response_ids": [*record.meta.get("response_ids", []), *response_ids],
+                    "usage": run.get("usage"),
+                    "pending": list(t.pending_tool_calls),
+                    "tool_step_id": _tool_step_id(t),
+                    "cursor": job.history.cursor,
+                    "lease": None,
+                }
+                try:
+                    stored = transition(tx, job.run_id, trigger, run, meta)
+                except lifecycle.IllegalMove:
+                    return _with_terminal(out, record.data)
+                for message in t.messages:
+                    if message["id"] not in job.stored_messages:
+                        tx.put("message", _clean(message), {})
+                for step in t.steps:
+                    tx.put("step", _clean(step))
+                self._after_run(tx, stored, t.response_id)
+        except StoreError:
+            # The end could not be stored: the lease lapses and a reader reaps the run later.
+            return out
+        return _with_terminal(out, stored.data)
 
-        def after_run(r: Record) -> Record:
-            meta = dict(r.meta)
-            if run["status"] != "requires_action" and meta.get("active_run_id") == run["id"]:
-                meta["active_run_id"] = None
-            if response_id:
-                meta.update(last_response_id=response_id, chain_cursor=cursor)
-            return Record(r.data, meta)
-
-        self.store.update("thread", thread_id, after_run)
+    @staticmethod
+    def _after_run(tx: Tx, run: Record, response_id: str | None) -> None:
+        """Free the thread once the run is over; advance its chain when the run completed."""
+        data = run.data
+        thread = tx.get("thread", data["thread_id"])
+        if thread is None:
+            return
+        meta = dict(thread.meta)
+        if data["status"] not in lifecycle.ACTIVE and meta.get("active_run_id") == data["id"]:
+            meta["active_run_id"] = None
+        # Only a completed response may be chained: one that ended in function calls would make
+        # the next request carry unanswered calls (a cancelled requires_action run).
+        if data["status"] == "completed" and response_id:
+            meta.update(last_response_id=response_id, chain_cursor=run.meta.get("cursor"))
+        tx.put("thread", thread.data, meta)
 
     # -- reading ----------------------------------------------------------------------------
     def read_run(self, thread_id: str, run_id: str) -> JSON | None:
@@ -320,65 +468,163 @@ class RunExecutor:
 
     # -- cancel and tool outputs ---------------------------------------------------------------
     def cancel(self, thread_id: str, run_id: str) -> JSON:
-        record = self.store.get("run", run_id)
-        if record is None or record.data.get("thread_id") != thread_id:
-            return _error("InvalidParameter", o.not_found_message("run"))
-        record = self.owners.reap(record)
-        status = record.data["status"]
-        if status not in ACTIVE:
-            return _error("InvalidParameter", o.cannot_cancel_message(status))
+        with self.store.transaction() as tx:
+            record = tx.get("run", run_id)
+            if record is None or record.data.get("thread_id") != thread_id:
+                return _error("InvalidParameter", o.not_found_message("run"))
+            if lapsed(record, tx.now_ms()):
+                record = expire_run(tx, record, _LOST_ON_CANCEL)
+            status = record.data["status"]
+            if status not in lifecycle.ACTIVE:
+                return _error("InvalidParameter", o.cannot_cancel_message(status))
+            stored = self._cancel_in(tx, record)
         job = self.owners.job(run_id)
         if job is not None:
-            job.cancelled = True
-            data = dict(record.data, status="cancelling")
-            self.store.update("run", run_id, lambda r: Record(data, r.meta))
-            return _ok(data)
-        # requires_action: nobody is driving it, so it is cancelled at once; the reply says
-        # "cancelling", as the Assistant API acknowledges every cancel.
-        data = dict(record.data, status="cancelled", cancelled_at=now_ms(), required_action=None)
-        self.store.update("run", run_id, lambda r: Record(data, r.meta))
-        self.owners.release_thread(thread_id, run_id)
-        return _ok(dict(data, status="cancelling", cancelled_at=None))
+            job.stop()  # driven here: no need to wait for the keeper's next look
+        # The Assistant API acknowledges every cancel as "cancelling".
+        return _ok(dict(stored.data, status="cancelling", cancelled_at=None))
+
+    @staticmethod
+    def _cancel_in(tx: Tx, record: Record) -> Record:
+        """Cancel an active run in ``tx``: ``cancelling`` for its driver, or done at once."""
+        stored = transition(tx, record.data["id"], "cancel")
+        if stored.data["status"] == "cancelled":  # it was waiting for tool outputs
+            now = tx.now_ms()
+            step_id = record.meta.get("tool_step_id")
+            step = tx.get("step", step_id) if step_id else None
+            if step is not None and step.data.get("status") == "in_progress":
+                tx.put("step", dict(step.data, status="cancelled", cancelled_at=now), step.meta)
+            release_thread(tx, record.data["thread_id"], record.data["id"])
+        return stored
+
+    def cancel_thread_runs(self, tx: Tx, thread_id: str) -> list[str]:
+        """Cancel the thread's active run in ``tx`` (before the thread is deleted)."""
+        cancelled = []
+        for record in tx.children("run", thread_id):
+            if record.data["status"] in lifecycle.ACTIVE and record.data["status"] != "cancelling":
+                self._cancel_in(tx, record)
+                cancelled.append(record.data["id"])
+        return cancelled
+
+    def stop_local(self, run_ids: list[str]) -> None:
+        for run_id in run_ids:
+            job = self.owners.job(run_id)
+            if job is not None:
+                job.stop()
 
     def submit_tool_outputs(
         self, thread_id: str, run_id: str, params: JSON, opts: CallOptions
     ) -> Reply:
         stream = bool(params.get("stream"))
-        record = self.store.get("run", run_id)
-        if record is None or record.data.get("thread_id") != thread_id:
-            return _reply_error(_error("InvalidParameter", o.not_found_message("run")), stream)
-        run = record.data
-        if run["status"] != "requires_action":
-            return _reply_error(
-                _error("InvalidParameter", o.not_requires_action_message(run["status"])), stream
+        with self.store.transaction() as tx:
+            claimed = self._claim_continuation(tx, thread_id, run_id, params, opts)
+        if isinstance(claimed, dict):
+            return _reply_error(claimed, stream)
+        record, continuation = claimed
+        try:
+            job = self._open(
+                record.data,
+                record.meta.get("request") or {},
+                opts,
+                continuation=continuation,
+                cursor=record.meta.get("cursor"),
             )
+        except BaseException as exc:
+            self._unsubmit(record)
+            if isinstance(exc, UpstreamHTTPError):
+                return _reply_error(exc.error, stream)
+            if isinstance(exc, UpstreamBroken):
+                return _reply_error(_broken_error(exc), stream)
+            raise
+        return self._launch(job, stream, [])
+
+    def _claim_continuation(
+        self, tx: Tx, thread_id: str, run_id: str, params: JSON, opts: CallOptions
+    ) -> tuple[Record, JSON] | JSON:
+        """Move ``requires_action → queued`` for this submit, or the error to answer."""
+        record = tx.get("run", run_id)
+        if record is None or record.data.get("thread_id") != thread_id:
+            return _error("InvalidParameter", o.not_found_message("run"))
+        if lapsed(record, tx.now_ms()):
+            record = expire_run(tx, record, _LOST_ON_CANCEL)
+        status = record.data["status"]
+        if status != "requires_action":
+            return _error("InvalidParameter", o.not_requires_action_message(status))
         pending = record.meta.get("pending") or []
         outputs = o.match_tool_outputs([c["id"] for c in pending], params.get("tool_outputs"))
         if isinstance(outputs, str):
-            return _reply_error(_error("InvalidParameter", outputs), stream)
-        step_record = self.store.get("step", record.meta.get("tool_step_id") or "")
-        if step_record is None:
-            return _reply_error(_error("InvalidParameter", o.not_found_message("run")), stream)
+            return _error("InvalidParameter", outputs)
+        step = tx.get("step", record.meta.get("tool_step_id") or "")
+        if step is None:
+            return _error("InvalidParameter", o.not_found_message("run"))
         continuation = {
-            "step": step_record.data,
+            "step": step.data,
             "outputs": outputs,
             "usage": record.meta.get("usage"),
             "calls": pending,
             "response_id": (record.meta.get("response_ids") or [None])[-1],
             "rounds": record.meta.get("rounds", []),
         }
-        request_meta = record.meta.get("request") or {}
-        run = dict(run, status="queued", required_action=None)
-        history = History(self.store, thread_id, opts.settings.history)
-        try:
-            job = self._open(run, history, request_meta, opts, continuation=continuation)
-        except UpstreamHTTPError as exc:
-            return _reply_error(exc.error, stream)
-        meta = dict(record.meta, worker=WORKER, pending=[])
-        meta["rounds"] = [*continuation["rounds"], {"calls": pending, "outputs": outputs}]
-        self._launch_pending(job)
-        self.store.put("run", run, meta)
-        return self._launch(job, stream, [])
+        meta = {
+            "pending": [],
+            "rounds": [*continuation["rounds"], {"calls": pending, "outputs": outputs}],
+            "lease": lease(tx.now_ms(), opts.settings.lease_seconds),
+            "submitted": {"pending": pending, "rounds": continuation["rounds"]},
+        }
+        stored = transition(tx, run_id, "submit", {"expires_at": None}, meta)
+        return stored, continuation
+
+    def _unsubmit(self, record: Record) -> None:
+        """Give a run back to ``requires_action`` when its continuation never started."""
+        before = record.meta.get("submitted") or {}
+        meta = {"pending": before.get("pending", []), "rounds": before.get("rounds", [])}
+        meta["lease"] = None
+        with contextlib.suppress(RunGone, lifecycle.IllegalMove), self.store.transaction() as tx:
+            expires_at = now_ms() + REQUIRES_ACTION_SECONDS * 1000
+            stored = transition(tx, record.data["id"], "unsubmit", {"expires_at": expires_at}, meta)
+            if stored.data["status"] == "cancelled":  # cancelled meanwhile: it ends here
+                release_thread(tx, stored.data["thread_id"], stored.data["id"])
+
+    # -- process exit ------------------------------------------------------------------------
+    def finish_background(self, timeout: float) -> None:
+        """Let non-streamed runs finish, up to ``timeout`` s; expire those still running."""
+        deadline = time.monotonic() + timeout
+        with self._background_lock:
+            workers = dict(self._background)
+        for worker in workers.values():
+            worker.join(max(0.0, deadline - time.monotonic()))
+        for run_id, worker in workers.items():
+            if not worker.is_alive():
+                continue
+            with contextlib.suppress(StoreError), self.store.transaction() as tx:
+                record = tx.get("run", run_id)
+                if record is not None and record.data["status"] in lifecycle.DRIVEN:
+                    expire_run(tx, record, _EXITED.format(timeout=timeout))
+            job = self.owners.job(run_id)
+            if job is not None:
+                job.stop()
+
+
+_LOST_ON_CANCEL = "the process driving this run stopped renewing its lease"
+_EXITED = (
+    "the process that started this run exited before it finished "
+    "(it waited {timeout:g} s: COMPAT_EXIT_TIMEOUT)"
+)
+_executors: list[RunExecutor] = []
+
+
+def _finish_all_background() -> None:
+    from compat._config import current_settings
+
+    try:
+        timeout = current_settings().exit_timeout
+    except Exception:  # a broken setting must not hide the runs' ends
+        timeout = 30.0
+    for executor in list(_executors):
+        executor.finish_background(timeout)
+
+
+atexit.register(_finish_all_background)
 
 
 def _typed(items: list[tuple[str, Any]]) -> list[tuple[str | None, Any]]:
@@ -390,6 +636,12 @@ def _typed(items: list[tuple[str, Any]]) -> list[tuple[str | None, Any]]:
         if payload.__class__ is dict:
             payload["status_code"] = 200
     return [convert_stream_item(event, payload) for event, payload in items]
+
+
+def _with_terminal(out: list[tuple[str, Any]], stored: JSON) -> list[tuple[str, Any]]:
+    """``out`` with its terminal run event replaced by the stored run's own."""
+    kept = [(event, payload) for event, payload in out if event not in _TERMINAL_EVENTS]
+    return [*kept, (f"thread.run.{stored['status']}", dict(stored))]
 
 
 def _json_body_events(upstream: UpstreamStream) -> Iterator[JSON]:
@@ -438,6 +690,13 @@ def _tool_step_id(t: ResponsesTranslator) -> str | None:
         if step.get("type") == "tool_calls" and step.get("status") == "in_progress":
             return str(step["id"])
     return None
+
+
+def _driver_fields(run: JSON) -> JSON:
+    """The fields of the translator's run snapshot that the driver owns (not ``metadata``)."""
+    data = _clean(run)
+    data.pop("metadata", None)
+    return data
 
 
 def _clean(payload: JSON) -> JSON:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -124,6 +125,19 @@ class UpstreamStream:
 
     def close(self) -> None:
         self._manager.__exit__(None, None, None)
+
+    def interrupt(self) -> None:
+        """Wake a read blocked on this stream, from another thread (a cancel arrived).
+
+        Shutting the socket down makes the blocked read fail at once, which closing it from
+        another thread would not; the reader then finds its job cancelled.
+        """
+        try:
+            stream = self._response.http_response.extensions["network_stream"]
+            sock = stream.get_extra_info("socket")
+            sock.shutdown(socket.SHUT_RDWR)
+        except (AttributeError, KeyError, TypeError, OSError):
+            pass  # already closed, or a transport without a socket: the next event will do
 
 
 class Upstream:
