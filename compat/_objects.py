@@ -373,6 +373,8 @@ def match_tool_outputs(pending_ids: list[str], outputs: Any) -> dict[str, str] |
         call_id = output.get("tool_call_id")
         if call_id not in pending_ids:
             return f"Tool call '{call_id}' is not pending on this run."
+        if call_id in matched:
+            return f"Tool call '{call_id}' has more than one output."
         matched[call_id] = output["output"]
     missing = [call_id for call_id in pending_ids if call_id not in matched]
     if missing:

@@ -145,6 +145,7 @@ class ResponsesAPI:
                     f"Previous response with id '{previous_id}' not found."
                 )
             history = previous.conversation + previous.output
+            _check_answered(previous.output, items)
         _check_calls(history, items)
 
         owner, script = self._script_for(items)
@@ -301,6 +302,19 @@ def _check_calls(history: list[JSON], items: list[JSON]) -> None:
             raise _invalid(
                 f"invalid_value: The function_call_output with call_id {call_id} must "
                 "immediately follow its function_call."
+            )
+
+
+def _check_answered(output: list[JSON], items: list[JSON]) -> None:
+    """A request chained to a response that ended in function calls must answer every one.
+
+    OpenAI's rule and error text (inferred for DashScope, whose docs do not say).
+    """
+    answered = {i.get("call_id") for i in items if i.get("type") == "function_call_output"}
+    for item in output:
+        if item.get("type") == "function_call" and item.get("call_id") not in answered:
+            raise _invalid(
+                f"invalid_request: No tool output found for function call {item.get('call_id')}."
             )
 
 

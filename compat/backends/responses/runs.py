@@ -569,7 +569,13 @@ class RunExecutor:
             "pending": [],
             "rounds": [*continuation["rounds"], {"calls": pending, "outputs": outputs}],
             "lease": lease(tx.now_ms(), opts.settings.lease_seconds),
-            "submitted": {"pending": pending, "rounds": continuation["rounds"]},
+            # what _unsubmit restores if the continuation's request fails before its stream
+            "submitted": {
+                "pending": pending,
+                "rounds": continuation["rounds"],
+                "required_action": record.data.get("required_action"),
+                "expires_at": record.data.get("expires_at"),
+            },
         }
         stored = transition(tx, run_id, "submit", {"expires_at": None}, meta)
         return stored, continuation
@@ -579,9 +585,9 @@ class RunExecutor:
         before = record.meta.get("submitted") or {}
         meta = {"pending": before.get("pending", []), "rounds": before.get("rounds", [])}
         meta["lease"] = None
+        fields = {k: before.get(k) for k in ("required_action", "expires_at")}
         with contextlib.suppress(RunGone, lifecycle.IllegalMove), self.store.transaction() as tx:
-            expires_at = now_ms() + REQUIRES_ACTION_SECONDS * 1000
-            stored = transition(tx, record.data["id"], "unsubmit", {"expires_at": expires_at}, meta)
+            stored = transition(tx, record.data["id"], "unsubmit", fields, meta)
             if stored.data["status"] == "cancelled":  # cancelled meanwhile: it ends here
                 release_thread(tx, stored.data["thread_id"], stored.data["id"])
 

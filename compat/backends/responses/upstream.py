@@ -19,7 +19,7 @@ import openai
 
 from compat._config import Settings
 from compat.backends.responses.sse import InvalidEvent, iter_sse_json
-from compat.errors import AuthenticationError
+from compat.errors import AuthenticationError, ConfigurationError
 
 __all__ = [
     "Upstream",
@@ -83,10 +83,18 @@ def mapped_errors() -> Iterator[None]:
         raise UpstreamBroken("server_error", exc.message) from exc
     except InvalidEvent as exc:
         raise UpstreamBroken("invalid_stream", str(exc)) from exc
+    except openai.OpenAIError as exc:  # the client's other failures (e.g. a content filter)
+        raise UpstreamBroken("server_error", f"the openai client failed: {exc}") from exc
     except httpx2.TimeoutException as exc:
         raise UpstreamBroken("timeout", "the Responses stream stalled (read timeout)") from exc
     except httpx2.TransportError as exc:
         raise UpstreamBroken("connection_error", f"the Responses stream broke: {exc!r}") from exc
+    except httpx2.DecodingError as exc:
+        raise UpstreamBroken("invalid_stream", f"the Responses stream is undecodable: {exc}") from exc
+    except httpx2.InvalidURL as exc:
+        raise ConfigurationError(f"the Responses base URL is not a valid URL: {exc}") from exc
+    except (httpx2.HTTPError, httpx2.StreamError, httpx2.CookieConflict) as exc:
+        raise UpstreamBroken("server_error", f"the HTTP client failed: {exc!r}") from exc
 
 
 class UpstreamStream:
