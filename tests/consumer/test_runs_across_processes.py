@@ -1,0 +1,306 @@
+"""The run rules across real processes sharing one SQLite store: racing creates and submits,
+cancel from another process, many processes at once, fork after first use, kill -9 of a driver,
+and a short-lived process that leaves a non-streamed run behind.
+
+Processes are started with ``spawn`` (fresh interpreters, as separate programs are) or as
+``python -c`` scripts; the fork test forks inside a fresh interpreter, as a pre-fork server does.
+Waits are on conditions with bounded timeouts, never on sleeps.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import compat
+from compat.testing import Emulator, Failure, Scenario, Text
+
+from . import proc_workers as w
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("COMPAT_BACKEND", "responses") != "responses",
+    reason="responses backend only",
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+SPAWN = multiprocessing.get_context("spawn")
+TOOL = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+
+
+@pytest.fixture
+def shared(compat_emulator: Emulator, tmp_path: Path) -> Iterator[tuple[Emulator, str]]:
+    store = str(tmp_path / "shared.sqlite3")
+    compat.configure(backend="responses", store=store)
+    yield compat_emulator, store
+    compat.configure(reset=True)
+
+
+def stalled(text: str = "Partial answer") -> Scenario:
+    return Scenario.of(Text(text), Failure("stall", "stall", mode="stall", seconds=120))
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def start(target: Any, *args: Any) -> Any:
+    process = SPAWN.Process(target=target, args=args)
+    process.start()
+    return process
+
+
+def join_all(processes: list[Any]) -> None:
+    for process in processes:
+        process.join(120)
+        assert process.exitcode == 0, f"{process} exited with {process.exitcode}"
+
+
+def test_processes_racing_to_create_on_one_thread_exactly_one_wins(
+    shared: tuple[Emulator, str],
+) -> None:
+    emu, store = shared
+    emu.queue(stalled())
+    assistant = compat.Assistants.create(model="qwen-plus")
+    thread = compat.Threads.create(messages=[{"role": "user", "content": "Hi"}])
+    barrier, out, release = SPAWN.Barrier(6), SPAWN.Queue(), SPAWN.Event()
+    ids = (thread.id, assistant.id)
+    procs = [start(w.race_create, emu.env(), store, ids, barrier, out, release) for _ in range(6)]
+    results = [out.get(timeout=120) for _ in procs]
+    release.set()
+    join_all(procs)
+    assert sorted(r[0] for r in results) == ["accepted"] + ["refused"] * 5
+    assert {r[1:] for r in results if r[0] == "refused"} == {(400, "InvalidParameter")}
+    (run,) = compat.Runs.list(thread.id).data
+    assert run.status == "cancelled"  # the winner closed its stream when released
+
+
+def test_processes_racing_to_submit_tool_outputs_continue_once(
+    shared: tuple[Emulator, str],
+) -> None:
+    emu, store = shared
+    emu.queue(Scenario.function_call("lookup", {"key": "a"}, then="Done."))
+    assistant = compat.Assistants.create(model="qwen-plus", tools=[TOOL])
+    thread = compat.Threads.create(messages=[{"role": "user", "content": "look it up"}])
+    run = compat.Runs.create(thread.id, assistant_id=assistant.id)
+    waiting = compat.Runs.wait(run.id, thread_id=thread.id)
+    (call,) = waiting.required_action.submit_tool_outputs.tool_calls
+    barrier, out = SPAWN.Barrier(5), SPAWN.Queue()
+    ids = (thread.id, run.id, call.id)
+    procs = [start(w.race_submit, emu.env(), store, ids, barrier, out) for _ in range(5)]
+    codes = sorted(out.get(timeout=120) for _ in procs)
+    join_all(procs)
+    assert codes == [200, 400, 400, 400, 400]
+    assert compat.Runs.retrieve(run.id, thread_id=thread.id).status == "completed"
+    outputs = [
+        item
+        for r in emu.requests
+        if r.path.endswith("/responses")
+        for item in r.json["input"]
+        if item.get("type") == "function_call_output"
+    ]
+    assert outputs == [{"type": "function_call_output", "call_id": call.id, "output": "A"}]
+
+
+def test_a_run_driven_by_one_process_is_cancelled_from_another(
+    shared: tuple[Emulator, str],
+) -> None:
+    emu, store = shared
+    emu.queue(stalled("Partial answer"))
+    assistant = compat.Assistants.create(model="qwen-plus")
+    thread = compat.Threads.create(messages=[{"role": "user", "content": "Hi"}])
+    out = SPAWN.Queue()
+    driver = start(w.drive_until_cancelled, emu.env(), store, (thread.id, assistant.id), out)
+    kind, run_id = out.get(timeout=120)
+    assert kind == "driving"
+    reply = compat.Runs.cancel(run_id, thread_id=thread.id)
+    assert reply.status == "cancelling"
+    kind, rest = out.get(timeout=120)  # the upstream is silent: the driver must notice anyway
+    join_all([driver])
+    assert rest[-1] == "thread.run.cancelled"
+    run = compat.Runs.retrieve(run_id, thread_id=thread.id)
+    assert run.status == "cancelled"
+    (message,) = [m for m in compat.Messages.list(thread.id).data if m.role == "assistant"]
+    assert (message.status, message.content[0].text.value) == ("incomplete", "Partial answer")
+    again = compat.Runs.create(thread.id, assistant_id=assistant.id)
+    assert compat.Runs.wait(again.id, thread_id=thread.id).status == "completed"
+
+
+def test_eight_processes_of_twenty_runs_all_complete(shared: tuple[Emulator, str]) -> None:
+    emu, store = shared
+    assistant = compat.Assistants.create(model="qwen-plus")
+    out = SPAWN.Queue()
+    procs = [start(w.many_runs, emu.env(), store, assistant.id, 20, out) for _ in range(8)]
+    seen = [pair for _ in procs for pair in out.get(timeout=300)]
+    join_all(procs)
+    assert len(seen) == 160
+    for thread_id, text in seen:
+        (run,) = compat.Runs.list(thread_id).data
+        assert run.status == "completed"
+        messages = compat.Messages.list(thread_id, order="asc").data
+        assert [m.role for m in messages] == ["user", "assistant"]
+        assert messages[1].content[0].text.value == text
+        assert text.startswith('You said: "question ')
+
+
+FORK = """
+import multiprocessing, os, sys
+sys.path.insert(0, sys.argv[1])
+import compat
+from tests.consumer import proc_workers as w
+
+compat.configure(backend="responses", store=sys.argv[2])
+assistant = compat.Assistants.create(model="qwen-plus")
+warm = compat.Threads.create(messages=[{"role": "user", "content": "warm up"}])
+first = compat.Runs.create(warm.id, assistant_id=assistant.id)
+assert compat.Runs.wait(first.id, thread_id=warm.id).status == "completed"  # compat is in use
+thread = compat.Threads.create(messages=[{"role": "user", "content": "Hi"}])
+
+fork = multiprocessing.get_context("fork")
+out, release = fork.Queue(), fork.Event()
+driver = fork.Process(target=w.forked_child, args=("driver", thread.id, assistant.id, out, release))
+reader = fork.Process(target=w.forked_child, args=("reader", thread.id, assistant.id, out, release))
+driver.start()
+reader.start()
+got = {}
+for _ in range(4):
+    kind, value = out.get(timeout=120)
+    got.setdefault(kind, []).append(value)
+(run,) = compat.Runs.list(thread.id).data
+compat.Runs.cancel(run.id, thread_id=thread.id)
+release.set()
+got.setdefault("ended", []).append(out.get(timeout=120)[1])
+driver.join(60)
+reader.join(60)
+from compat.backends.responses.ownership import worker_id
+print(len(set(got["worker"]) | {worker_id()}), got["seen"][0], got["ended"][0], flush=True)
+"""
+
+
+def test_processes_forked_after_first_use_do_not_reap_each_others_runs(
+    shared: tuple[Emulator, str],
+) -> None:
+    emu, store = shared
+    emu.queue(Scenario.text("warm"), stalled())
+    env = dict(os.environ, **emu.env())
+    result = subprocess.run(
+        [sys.executable, "-c", FORK, str(ROOT), store],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    workers, seen, ended = result.stdout.split()
+    assert workers == "3"  # the parent and each child: three worker identities
+    assert seen == "in_progress"
+    assert ended == "thread.run.cancelled"
+
+
+KILLED = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import compat
+compat.configure(backend="responses", store=sys.argv[2], lease_seconds=0.6)
+announced = False
+for event, data in compat.Runs.create(sys.argv[3], assistant_id=sys.argv[4], stream=True):
+    if event == "thread.message.delta" and not announced:
+        print("streaming", flush=True)  # and read on until the test kills the process
+        announced = True
+"""
+
+
+def test_a_killed_drivers_run_is_reaped_with_its_text_so_far(shared: tuple[Emulator, str]) -> None:
+    emu, store = shared
+    words = [f"w{n} " for n in range(3000)]
+    emu.queue(Scenario.of(Text("".join(words), chunks=words)).paced(0.01))
+    assistant = compat.Assistants.create(model="qwen-plus")
+    thread = compat.Threads.create(messages=[{"role": "user", "content": "Hi"}])
+    env = dict(os.environ, **emu.env())
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED, str(ROOT), store, thread.id, assistant.id],
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == b"streaming\n"
+
+        def checkpointed() -> Any:
+            messages = [m for m in compat.Messages.list(thread.id).data if m.role == "assistant"]
+            if messages and messages[0].content and messages[0].content[0].text.value:
+                return messages[0]
+            return None
+
+        # The message was stored when it was created; the lease renewals store its text.
+        wait_for(checkpointed, "the partial text to be checkpointed")
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(60)
+        if child.stdout is not None:
+            child.stdout.close()
+    (run,) = compat.Runs.list(thread.id).data
+    reaped = wait_for(
+        lambda: (r := compat.Runs.retrieve(run.id, thread_id=thread.id)).status == "expired" and r,
+        "the orphan to be reaped",
+    )
+    assert reaped.last_error["code"] == "worker_lost"
+    (message,) = [m for m in compat.Messages.list(thread.id).data if m.role == "assistant"]
+    text = message.content[0].text.value
+    assert message.status == "incomplete"
+    assert text and "".join(words).startswith(text)
+    (step,) = compat.Steps.list(run.id, thread_id=thread.id).data
+    assert step.step_details.message_creation.message_id == message.id
+    assert step.status == "expired"
+    again = compat.Runs.create(thread.id, assistant_id=assistant.id)
+    assert compat.Runs.wait(again.id, thread_id=thread.id).status == "completed"
+
+
+SHORT_LIVED = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import compat
+compat.configure(backend="responses", store=sys.argv[2])
+assistant = compat.Assistants.create(model="qwen-plus")
+thread = compat.Threads.create(messages=[{"role": "user", "content": "Hi"}])
+run = compat.Runs.create(thread.id, assistant_id=assistant.id)
+print(thread.id, run.id, run.status, flush=True)
+"""  # and exit at once, without waiting for the run
+
+
+def test_a_process_that_exits_normally_finishes_its_non_streamed_runs(
+    shared: tuple[Emulator, str],
+) -> None:
+    emu, store = shared
+    emu.queue(Scenario.text("word " * 60).paced(0.01))
+    env = dict(os.environ, **emu.env())
+    result = subprocess.run(
+        [sys.executable, "-c", SHORT_LIVED, str(ROOT), store],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=True,
+    )
+    thread_id, run_id, status = result.stdout.split()
+    assert status == "queued"
+    run = compat.Runs.retrieve(run_id, thread_id=thread_id)
+    assert run.status == "completed"
+    (answer, _) = compat.Messages.list(thread_id).data
+    assert (answer.role, answer.status) == ("assistant", "completed")
+    assert answer.content[0].text.value.split() == ["word"] * 60
