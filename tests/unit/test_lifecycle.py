@@ -61,7 +61,7 @@ def test_terminal_statuses_have_no_way_out() -> None:
 
 
 def test_the_table_knows_every_status_and_moves_only_between_known_ones() -> None:
-    assert lifecycle.TERMINAL == {"cancelled", "failed", "completed", "expired"}
+    assert {"cancelled", "failed", "completed", "expired"} == lifecycle.TERMINAL
     for status, trigger in itertools.product(sorted(lifecycle.STATUSES), ALL_TRIGGERS):
         try:
             target = lifecycle.move(status, trigger)
@@ -143,9 +143,7 @@ def test_transition_checks_the_stored_status_not_the_callers(store: Store) -> No
 
 def test_transition_never_writes_the_users_metadata(store: Store) -> None:
     store.put("run", _run("in_progress"), {"lease": {"owner": "a", "until": 1}})
-    store.update(
-        "run", "run_1", lambda r: Record(dict(r.data, metadata={"user": "wrote"}), r.meta)
-    )
+    store.update("run", "run_1", lambda r: Record(dict(r.data, metadata={"user": "wrote"}), r.meta))
     stale = _run("in_progress", metadata={})
     done = store.transition("run_1", "complete", stale, {"lease": None})
     assert done.data["metadata"] == {"user": "wrote"}
@@ -227,5 +225,5 @@ def test_a_store_written_by_a_newer_compat_is_refused(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         conn.execute("INSERT INTO schema_migrations VALUES ('m999_from_the_future', 1)")
     conn.close()
-    with pytest.raises(StoreError, match="newer compat.*m999_from_the_future"):
+    with pytest.raises(StoreError, match=r"newer compat.*m999_from_the_future"):
         SQLiteStore(path)

@@ -90,7 +90,7 @@ def mapped_errors() -> Iterator[None]:
     except httpx2.TransportError as exc:
         raise UpstreamBroken("connection_error", f"the Responses stream broke: {exc!r}") from exc
     except httpx2.DecodingError as exc:
-        raise UpstreamBroken("invalid_stream", f"the Responses stream is undecodable: {exc}") from exc
+        raise UpstreamBroken("invalid_stream", f"undecodable Responses stream: {exc}") from exc
     except httpx2.InvalidURL as exc:
         raise ConfigurationError(f"the Responses base URL is not a valid URL: {exc}") from exc
     except (httpx2.HTTPError, httpx2.StreamError, httpx2.CookieConflict) as exc:
