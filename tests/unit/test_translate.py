@@ -19,7 +19,7 @@ import pytest
 
 from compat import types as t
 from compat._objects import run_object, run_usage, step_usage
-from compat.backends.responses import _items, translate
+from compat.backends.responses import _items, _shape, translate
 from compat.backends.responses.translate import IGNORED_EVENTS, ResponsesTranslator, State
 from compat.errors import TranslationError
 
@@ -551,20 +551,77 @@ def test_a_delta_before_response_created_raises_and_enters_error() -> None:
         translator.feed(created())
 
 
+LATE = [
+    {"type": "response.output_text.delta", "delta": "late"},
+    {"type": "response.content_part.added"},  # ignored events too
+    {"type": "response.completed", "response": {}},
+    {"type": "response.failed", "response": {"error": {"code": "server_error"}}},
+    {"type": "error", "code": "server_error", "message": "late"},
+    {"type": "response.output_item.added", "item": "junk"},
+    {"type": ["not", "a", "string"]},
+    {"no": "type"},
+    ["not", "an", "object"],
+]
+LATE_KEYS = {
+    "response.output_text.delta": 1,
+    "response.content_part.added": 1,
+    "response.completed": 1,
+    "response.failed": 1,
+    "error": 1,
+    "response.output_item.added": 1,
+    "<malformed type>": 1,
+    "<no type>": 1,
+    "<not an object>": 1,
+}
+
+
 @pytest.mark.parametrize(
-    "late",
-    [
-        {"type": "response.output_text.delta", "delta": "late"},
-        {"type": "response.content_part.added"},  # ignored events are checked too
-        {"type": "response.completed", "response": {}},
-        {"type": "error", "code": "server_error", "message": "late"},
-    ],
+    "name", ["openai_text", "function_call", "failed_rate_limit", "incomplete"]
 )
-def test_an_event_after_response_completed_raises_and_enters_error(late: JSON) -> None:
-    translator, _ = run_fixture("openai_text")
-    with pytest.raises(TranslationError, match="DONE"):
-        translator.feed(late)
-    assert translator.state is State.ERROR
+def test_events_after_the_end_change_nothing_and_are_counted(name: str) -> None:
+    translator, _ = run_fixture(name)
+    state, run = translator.state, json.dumps(translator.run)
+    snapshots = json.dumps([translator.messages, translator.steps, translator.pending_tool_calls])
+    for late in LATE:
+        assert translator.feed(late) == []  # type: ignore[arg-type]  # non-objects too
+    assert translator.late_events == LATE_KEYS
+    assert (translator.state, json.dumps(translator.run)) == (state, run)
+    after = json.dumps([translator.messages, translator.steps, translator.pending_tool_calls])
+    assert after == snapshots
+    assert translator.finish() == translator.fail("x", "y") == translator.cancel() == []
+
+
+def test_a_cancelled_run_ignores_the_rest_of_the_stream() -> None:
+    translator = ResponsesTranslator(new_run(), new_id=Ids(), clock=Clock())
+    events = load("openai_text")
+    for event in events[:5]:
+        translator.feed(event)
+    assert names(translator.cancel())[-1] == "thread.run.cancelled"
+    assert [translator.feed(e) for e in events[5:]] == [[]] * (len(events) - 5)
+    assert translator.state is State.CANCELLED and translator.run["status"] == "cancelled"
+    assert sum(translator.late_events.values()) == len(events) - 5
+
+
+def test_the_failed_after_an_error_event_brings_usage_once_then_events_are_late() -> None:
+    translator = ResponsesTranslator(new_run(), new_id=Ids(), clock=Clock())
+    translator.feed(created())
+    assert names(translator.feed({"type": "error", "message": "boom"}))[-1] == "thread.run.failed"
+    failed = {"type": "response.failed", "response": {"usage": {"input_tokens": 7}}}
+    assert translator.feed(failed) == []
+    assert translator.run["usage"] == run_usage(7, 0) and translator.late_events == {}
+    assert translator.feed(failed) == []
+    assert translator.late_events == {"response.failed": 1}
+    assert translator.state is State.FAILED
+    assert translator.last_error == {"code": "server_error", "message": "boom"}
+
+
+def test_an_unreadable_failed_after_an_error_event_is_still_absorbed() -> None:
+    translator = ResponsesTranslator(new_run(), new_id=Ids(), clock=Clock())
+    translator.feed(created())
+    translator.feed({"type": "error", "message": "boom"})
+    bad = {"type": "response.failed", "response": {"usage": {"input_tokens": "7"}}}
+    assert translator.feed(bad) == []
+    assert translator.state is State.FAILED and translator.run["usage"] is None
 
 
 def test_fail_after_a_translation_error_closes_the_run() -> None:
@@ -669,6 +726,7 @@ def test_text_deltas_read_no_clock_and_make_no_ids() -> None:
 ALLOWED_IMPORTS = {
     "__future__",
     "collections.abc",
+    "contextlib",
     "dataclasses",
     "enum",
     "json",
@@ -676,10 +734,11 @@ ALLOWED_IMPORTS = {
     "compat._objects",
     "compat.errors",
     "compat.backends.responses._items",
+    "compat.backends.responses._shape",
 }
 
 
-@pytest.mark.parametrize("module", [translate, _items])
+@pytest.mark.parametrize("module", [translate, _items, _shape])
 def test_the_translator_is_pure(module: Any) -> None:
     tree = ast.parse(Path(module.__file__).read_text("utf-8"))
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
