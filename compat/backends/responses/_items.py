@@ -386,7 +386,8 @@ class OutputItems:
 
     def _finish_message(self, rec: Item, item: JSON) -> list[Event]:
         out: list[Event] = []
-        text = "".join(rec.chunks) if rec.chunks else message_text(item)
+        finished = message_text(item)  # read (and checked) even when the deltas had it all
+        text = "".join(rec.chunks) if rec.chunks else finished
         incomplete = opt_str(item, "status", "message item") == "incomplete"
         if not rec.chunks and text:  # text only on the finished item: one delta with all of it
             out.append(("thread.message.delta", self.text_delta(rec.object_id, text)))
