@@ -19,7 +19,7 @@ import pytest
 
 from compat import types as t
 from compat._objects import run_object, run_usage, step_usage
-from compat.backends.responses import _items, translate
+from compat.backends.responses import _items, _shape, translate
 from compat.backends.responses.translate import IGNORED_EVENTS, ResponsesTranslator, State
 from compat.errors import TranslationError
 
@@ -424,6 +424,111 @@ def test_the_continuation_does_not_change_the_stored_step() -> None:
     assert follow.run["usage"] == run_usage(340, 30)  # prior usage read from the run
 
 
+# -- which item an event is about -------------------------------------------------------------
+def message_events(events: list[tuple[str, JSON]]) -> list[tuple[str, str]]:
+    return [(n, p["id"]) for n, p in events if n.startswith("thread.message.")]
+
+
+def test_a_message_whose_id_changes_in_every_event_is_one_message_streamed_once() -> None:
+    translator, events = run_fixture("changing_item_ids")
+    assert names(events) == TEXT_RUN
+    assert {message_id for _, message_id in message_events(events)} == {"msg_1"}
+    assert [m["content"][0]["text"]["value"] for m in translator.messages] == ["Bonjour, le monde."]
+    assert len(translator.steps) == 1 and translator.unknown_items == {}
+
+
+def test_a_function_call_whose_id_changes_is_one_call_with_the_streamed_arguments() -> None:
+    translator, events = run_fixture("changing_item_ids_function_call")
+    fragments = [
+        p["delta"]["step_details"]["tool_calls"][0]["function"]["arguments"]
+        for n, p in events
+        if n == "thread.run.step.delta"
+    ]
+    assert fragments == ["", '{"city": ', '"Lyon"}']
+    assert [(c["id"], c["function"]["arguments"]) for c in translator.pending_tool_calls] == [
+        ("call_Wx81", '{"city": "Lyon"}')
+    ]
+
+
+def test_dashscope_finishing_items_one_output_index_later_is_harmless() -> None:
+    translator, events = run_fixture("dashscope_shifted_output_index")
+    assert names(events).count("thread.message.created") == 1
+    assert names(events).count("thread.message.completed") == 1
+    assert [n for n in names(events) if n == "thread.message.delta"] == ["thread.message.delta"] * 2
+    assert {message_id for _, message_id in message_events(events)} == {"msg_1"}
+    assert [s["step_details"]["type"] for s in translator.steps] == [
+        "tool_calls",
+        "message_creation",
+    ]
+    assert translator.steps[0]["step_details"]["tool_calls"][0]["code_interpreter"] == {
+        "arguments": "print(sum(range(10)))",
+        "output": "45\n",
+    }
+
+
+def item_event(kind: str, item: JSON, index: int | None = None) -> JSON:
+    event = {"type": f"response.output_item.{kind}", "item": item}
+    return event if index is None else {**event, "output_index": index}
+
+
+def message_item(item_id: str, text: str | None = None) -> JSON:
+    content = [] if text is None else [{"type": "output_text", "text": text}]
+    return {"id": item_id, "type": "message", "content": content}
+
+
+def started(*events: JSON) -> tuple[ResponsesTranslator, list[tuple[str, JSON]]]:
+    translator = ResponsesTranslator(new_run(), new_id=Ids(), clock=Clock())
+    out: list[tuple[str, JSON]] = []
+    for event in [created(), *events]:
+        out += translator.feed(event)
+    return translator, out
+
+
+def test_completed_output_with_new_ids_finishes_the_unfinished_message_once() -> None:
+    translator, out = started(
+        item_event("added", message_item("m_a"), 0),
+        {"type": "response.output_text.delta", "delta": "Hi"},
+    )
+    output = [message_item("m_z", "Hi")]
+    out += translator.feed({"type": "response.completed", "response": {"output": output}})
+    assert names(out).count("thread.message.created") == 1
+    assert message_events(out)[-1] == ("thread.message.completed", "msg_1")
+    assert names(out).count("thread.message.delta") == 1 and translator.state is State.DONE
+
+
+def test_a_message_whose_id_and_output_index_both_change_is_the_open_message() -> None:
+    translator, out = started(
+        item_event("added", message_item("m_a"), 0),
+        {"type": "response.output_text.delta", "delta": "Hi"},
+        item_event("done", message_item("m_b", "Hi"), 3),
+    )
+    assert names(out).count("thread.message.completed") == 1
+    assert [m["id"] for m in translator.messages] == ["msg_1"]
+
+
+def test_items_at_one_constant_output_index_stay_apart() -> None:
+    # Some servers send output_index 0 for every item: a position never merges finished items.
+    translator, out = started(
+        item_event("done", message_item("m_1", "One."), 0),
+        item_event("done", message_item("m_2", "Two."), 0),
+    )
+    texts = [m["content"][0]["text"]["value"] for m in translator.messages]
+    assert texts == ["One.", "Two."]
+    output = [message_item("m_1", "One."), message_item("m_2", "Two.")]
+    out += translator.feed({"type": "response.completed", "response": {"output": output}})
+    assert names(out).count("thread.message.completed") == 2
+
+
+def test_function_calls_with_different_call_ids_are_never_merged_by_position() -> None:
+    call = {"type": "function_call", "name": "f", "arguments": "{}"}
+    translator, _ = started(
+        item_event("added", {**call, "id": "fc_1", "call_id": "call_x", "arguments": ""}, 0),
+        item_event("done", {**call, "id": "fc_2", "call_id": "call_y"}, 0),
+        {"type": "response.completed", "response": {}},
+    )
+    assert [c["id"] for c in translator.pending_tool_calls] == ["call_x", "call_y"]
+
+
 # -- failures ------------------------------------------------------------------------------------
 FAILED_MID_MESSAGE = [
     "thread.message.incomplete",
@@ -551,20 +656,77 @@ def test_a_delta_before_response_created_raises_and_enters_error() -> None:
         translator.feed(created())
 
 
+LATE = [
+    {"type": "response.output_text.delta", "delta": "late"},
+    {"type": "response.content_part.added"},  # ignored events too
+    {"type": "response.completed", "response": {}},
+    {"type": "response.failed", "response": {"error": {"code": "server_error"}}},
+    {"type": "error", "code": "server_error", "message": "late"},
+    {"type": "response.output_item.added", "item": "junk"},
+    {"type": ["not", "a", "string"]},
+    {"no": "type"},
+    ["not", "an", "object"],
+]
+LATE_KEYS = {
+    "response.output_text.delta": 1,
+    "response.content_part.added": 1,
+    "response.completed": 1,
+    "response.failed": 1,
+    "error": 1,
+    "response.output_item.added": 1,
+    "<malformed type>": 1,
+    "<no type>": 1,
+    "<not an object>": 1,
+}
+
+
 @pytest.mark.parametrize(
-    "late",
-    [
-        {"type": "response.output_text.delta", "delta": "late"},
-        {"type": "response.content_part.added"},  # ignored events are checked too
-        {"type": "response.completed", "response": {}},
-        {"type": "error", "code": "server_error", "message": "late"},
-    ],
+    "name", ["openai_text", "function_call", "failed_rate_limit", "incomplete"]
 )
-def test_an_event_after_response_completed_raises_and_enters_error(late: JSON) -> None:
-    translator, _ = run_fixture("openai_text")
-    with pytest.raises(TranslationError, match="DONE"):
-        translator.feed(late)
-    assert translator.state is State.ERROR
+def test_events_after_the_end_change_nothing_and_are_counted(name: str) -> None:
+    translator, _ = run_fixture(name)
+    state, run = translator.state, json.dumps(translator.run)
+    snapshots = json.dumps([translator.messages, translator.steps, translator.pending_tool_calls])
+    for late in LATE:
+        assert translator.feed(late) == []  # type: ignore[arg-type]  # non-objects too
+    assert translator.late_events == LATE_KEYS
+    assert (translator.state, json.dumps(translator.run)) == (state, run)
+    after = json.dumps([translator.messages, translator.steps, translator.pending_tool_calls])
+    assert after == snapshots
+    assert translator.finish() == translator.fail("x", "y") == translator.cancel() == []
+
+
+def test_a_cancelled_run_ignores_the_rest_of_the_stream() -> None:
+    translator = ResponsesTranslator(new_run(), new_id=Ids(), clock=Clock())
+    events = load("openai_text")
+    for event in events[:5]:
+        translator.feed(event)
+    assert names(translator.cancel())[-1] == "thread.run.cancelled"
+    assert [translator.feed(e) for e in events[5:]] == [[]] * (len(events) - 5)
+    assert translator.state is State.CANCELLED and translator.run["status"] == "cancelled"
+    assert sum(translator.late_events.values()) == len(events) - 5
+
+
+def test_the_failed_after_an_error_event_brings_usage_once_then_events_are_late() -> None:
+    translator = ResponsesTranslator(new_run(), new_id=Ids(), clock=Clock())
+    translator.feed(created())
+    assert names(translator.feed({"type": "error", "message": "boom"}))[-1] == "thread.run.failed"
+    failed = {"type": "response.failed", "response": {"usage": {"input_tokens": 7}}}
+    assert translator.feed(failed) == []
+    assert translator.run["usage"] == run_usage(7, 0) and translator.late_events == {}
+    assert translator.feed(failed) == []
+    assert translator.late_events == {"response.failed": 1}
+    assert translator.state is State.FAILED
+    assert translator.last_error == {"code": "server_error", "message": "boom"}
+
+
+def test_an_unreadable_failed_after_an_error_event_is_still_absorbed() -> None:
+    translator = ResponsesTranslator(new_run(), new_id=Ids(), clock=Clock())
+    translator.feed(created())
+    translator.feed({"type": "error", "message": "boom"})
+    bad = {"type": "response.failed", "response": {"usage": {"input_tokens": "7"}}}
+    assert translator.feed(bad) == []
+    assert translator.state is State.FAILED and translator.run["usage"] is None
 
 
 def test_fail_after_a_translation_error_closes_the_run() -> None:
@@ -669,6 +831,7 @@ def test_text_deltas_read_no_clock_and_make_no_ids() -> None:
 ALLOWED_IMPORTS = {
     "__future__",
     "collections.abc",
+    "contextlib",
     "dataclasses",
     "enum",
     "json",
@@ -676,10 +839,11 @@ ALLOWED_IMPORTS = {
     "compat._objects",
     "compat.errors",
     "compat.backends.responses._items",
+    "compat.backends.responses._shape",
 }
 
 
-@pytest.mark.parametrize("module", [translate, _items])
+@pytest.mark.parametrize("module", [translate, _items, _shape])
 def test_the_translator_is_pure(module: Any) -> None:
     tree = ast.parse(Path(module.__file__).read_text("utf-8"))
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}

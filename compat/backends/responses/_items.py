@@ -2,12 +2,22 @@
 
 Pure, like ``translate``: ids and time are injected. ``OutputItems`` is owned by
 ``ResponsesTranslator``, which checks the response's state before calling in; a
-``TranslationError`` raised here means the items arrived in an impossible order.
+``TranslationError`` raised here means the items arrived in an impossible order or malformed.
+
+Which item an event is about: its id first (every id an item was seen under). An item event
+whose id is new is about the unfinished item of the same type at the same ``output_index``
+(one OpenAI-compatible server changes an item's id from event to event), else, for a message,
+about the open message (only one is open at a time), else, for a function call, about the one
+with the same ``call_id``; else it is a new item. ``output_item.added`` is never matched by
+position: DashScope's ``output_index`` is unreliable (its own example adds an item at 0 and
+finishes it at 1), so a position is only trusted when the id does not match. An item of
+``response.completed.output`` whose id is new is matched by its position in that list (the
+item's first ``output_index``, else the order the stream first showed the items in), and only
+to an item of the same type that no other output entry matched by id.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +32,15 @@ from compat._objects import (
     text_content,
     tool_call,
     tool_calls_details,
+)
+from compat.backends.responses._shape import (
+    code_logs,
+    hosted_parts,
+    item_key,
+    message_text,
+    opt_list,
+    opt_str,
+    tool_call_id,
 )
 from compat.errors import TranslationError
 
@@ -59,12 +78,6 @@ IGNORED_ITEMS = frozenset(
     {"reasoning", "compaction", "mcp_list_tools", "mcp_approval_request", "function_call_output"}
 )
 
-#: Content part type → the key holding its text; ``text`` is DashScope's message part.
-_TEXT_PARTS = {"output_text": "text", "text": "text", "refusal": "refusal"}
-#: Item keys that are not a hosted call's request: bookkeeping and results.
-_NOT_ARGUMENTS = frozenset({"id", "type", "status", "output", "outputs", "results", "error"})
-_HEX = frozenset("0123456789abcdef")
-
 
 def emit(name: str, obj: JSON) -> Event:
     """An event carrying a copy of a snapshot: the caller may add keys, the snapshot moves on."""
@@ -91,7 +104,7 @@ class Item:
     """One visible or hidden output item on its way through the stream."""
 
     kind: str  # "message" | "tool" | "call" | "hidden"
-    item_id: str | None
+    item_id: str | None  # the first id it was seen under
     step: JSON = field(default_factory=dict)  # its step; a response's function calls share one
     message: JSON = field(default_factory=dict)
     object_id: str = ""  # the message id, or the tool call id
@@ -99,6 +112,11 @@ class Item:
     index: int = 0
     chunks: list[str] = field(default_factory=list)
     final: str | None = None  # a function call's finished arguments
+    item_type: str | None = None  # the upstream item type
+    position: int | None = None  # the first output_index the stream gave it
+    order: int = -1  # how many items the stream showed before it
+    done: bool = False
+    call_id: str | None = None  # a function call's upstream call_id
 
 
 class OutputItems:
@@ -127,75 +145,57 @@ class OutputItems:
         self._clock = clock
         self._start_run = start_run
         self.text_delta = text_delta
-        self._items: dict[str, Item] = {}
-        self._done: set[str] = set()
+        self._items: dict[str, Item] = {}  # every id an item was seen under → the item
+        self._seen: list[Item] = []  # every item, in the order the stream showed them
         self._open: list[Item] = []  # messages and tools whose step is open, in order
         self._deferred: JSON | None = None  # a completed message's step, awaiting its event
         self._call_step: JSON | None = None
 
     # -- item events ------------------------------------------------------------------------
-    def add(self, item: JSON) -> tuple[list[Event], Item]:
+    def add(self, item: JSON, position: int | None) -> tuple[list[Event], Item]:
         """``output_item.added``: open the item's step (and message)."""
-        item_id = item.get("id")
-        if item_id in self._items:
+        item_id, kind = item_key(item, "output item")
+        if item_id is not None and item_id in self._items:
             raise TranslationError(f"output item {item_id} added twice")
-        kind = item.get("type")
         out = self._start_run()
         opened: list[Event] = []
         if kind == "message" and self.message is not None:
             if self.message.item_id is not None:
                 raise TranslationError("a message item started while another is open")
             rec = self.message  # the message opened by id-less deltas
-            rec.item_id = item_id
         elif kind == "message":
-            opened, rec = self.open_message(item_id)
+            opened, rec = self._open_message(item_id)
         elif kind == "function_call":
             opened, rec = self._open_call(item, item_id)
         elif kind in HOSTED_TOOLS:
             opened, rec = self._open_tool(item_id, HOSTED_TOOLS[kind])
         else:
             if kind not in IGNORED_ITEMS:
-                name = kind if isinstance(kind, str) else "<no type>"
+                name = kind or "<no type>"
                 self.unknown[name] = self.unknown.get(name, 0) + 1
             rec = Item("hidden", item_id)
-        if item_id is not None:
-            self._items[item_id] = rec
+        self._register(rec, item_id, kind, position)
         return out + opened, rec
 
-    def done(self, item: JSON) -> list[Event]:
+    def done(self, item: JSON, position: int | None) -> list[Event]:
         """``output_item.done``: finish the item (opening it first if never added)."""
-        item_id = item.get("id")
-        if item_id is not None and item_id in self._done:
+        item_id, kind = item_key(item, "output item")
+        rec = self._find(item_id, kind, position, item)
+        if rec is not None and rec.done:
             raise TranslationError(f"output item {item_id} finished twice")
-        out: list[Event] = []
-        rec = self._items.get(item_id) if item_id is not None else None
-        message = self.message
-        if rec is None and item.get("type") == "message" and message and message.item_id is None:
-            rec = message  # the message opened by id-less deltas
-            rec.item_id = item_id
-        if rec is None:  # first seen finished (DashScope's function calls and hosted tools)
-            out, rec = self.add(item)
-        if item_id is not None:
-            self._done.add(item_id)
-        if rec.kind == "message":
-            out += self._finish_message(rec, item)
-        elif rec.kind == "tool":
-            out += self._finish_tool(rec, item)
-        elif rec.kind == "call":
-            out += self._finish_call(rec, item)
-        return out
+        return self._finish(rec, item, position)
 
-    def code_delta(self, item_id: object, text: object) -> Event:
-        rec = self._items.get(item_id) if isinstance(item_id, str) else None
-        if rec is None or rec.name != "code_interpreter" or item_id in self._done:
+    def code_delta(self, item_id: str | None, position: int | None, text: object) -> Event:
+        rec = self._delta_target(item_id, position, "code_interpreter_call")
+        if rec is None or rec.name != "code_interpreter":
             raise TranslationError("code delta for no open code_interpreter call")
         if not isinstance(text, str):
             raise TranslationError("code delta without a string delta")
         rec.chunks.append(text)
         return self._tool_delta(rec, text, "")
 
-    def arguments_delta(self, item_id: object, text: object) -> Event:
-        rec = self._items.get(item_id) if isinstance(item_id, str) else None
+    def arguments_delta(self, item_id: str | None, position: int | None, text: object) -> Event:
+        rec = self._delta_target(item_id, position, "function_call")
         if rec is None or rec.kind != "call" or rec.final is not None:
             raise TranslationError("arguments delta for no open function call")
         if not isinstance(text, str):
@@ -210,10 +210,21 @@ class OutputItems:
         The response's ``output`` is the final word on items the stream never finished; an
         open item missing from it is finished from what was streamed.
         """
+        entries = []
+        for entry in opt_list(response, "output", "response.completed response"):
+            if not isinstance(entry, dict):
+                raise TranslationError("response.completed response: an output item is no object")
+            item_id, kind = item_key(entry, "response.completed output item")
+            entries.append((entry, kind, self._items.get(item_id) if item_id else None))
+        taken = {id(rec) for _, _, rec in entries if rec is not None}
         out: list[Event] = []
-        for item in response.get("output") or ():
-            if isinstance(item, dict) and isinstance(item.get("id"), str):
-                out += [] if item["id"] in self._done else self.done(item)
+        for position, (entry, kind, rec) in enumerate(entries):
+            if rec is None:  # a new id: the item at the same place, if it is of the same type
+                rec = self._at(position, kind, taken) or self._find(None, kind, None, entry, taken)
+                if rec is not None:
+                    taken.add(id(rec))
+            if rec is None or not rec.done:
+                out += self._finish(rec, entry, position)
         for rec in list(self._open):
             if rec.kind == "tool":
                 out += self._finish_tool(rec, {})
@@ -266,8 +277,92 @@ class OutputItems:
             for r in self.calls
         ]
 
+    # -- which item --------------------------------------------------------------------------
+    def _register(
+        self, rec: Item, item_id: str | None, kind: str | None, position: int | None
+    ) -> None:
+        """Remember ``rec`` under ``item_id`` too; a new item also gets its type and place."""
+        if rec.order < 0:
+            rec.item_type, rec.order = kind, len(self._seen)
+            self._seen.append(rec)
+        if rec.position is None:
+            rec.position = position
+        if item_id is not None:
+            self._items[item_id] = rec
+            if rec.item_id is None:
+                rec.item_id = item_id
+
+    def _find(
+        self,
+        item_id: str | None,
+        kind: str | None,
+        position: int | None,
+        item: JSON,
+        taken: frozenset[int] | set[int] = frozenset(),
+    ) -> Item | None:
+        """The item a finished ``item`` is about (see the module docstring); None if new."""
+        rec = self._items.get(item_id) if item_id is not None else None
+        if rec is not None:
+            return rec
+        call_id = opt_str(item, "call_id", "output item") if kind == "function_call" else None
+        for rec in self._seen:
+            if rec.done or rec.item_type != kind or id(rec) in taken:
+                continue
+            if rec.call_id is not None and call_id is not None:
+                if rec.call_id == call_id:  # a function call's own id outranks any position
+                    return rec
+            elif position is not None and rec.position == position:
+                return rec
+        message = self.message
+        if kind == "message" and message is not None and id(message) not in taken:
+            return message  # only one message is open at a time
+        return None
+
+    def _at(self, position: int, kind: str | None, taken: set[int]) -> Item | None:
+        """The item at ``position`` of ``response.completed.output``, if of type ``kind``."""
+        free = [r for r in self._seen if r.item_type == kind and id(r) not in taken]
+        for rec in free:
+            if rec.position == position:
+                return rec
+        for rec in free:
+            if rec.order == position:
+                return rec
+        return None
+
+    def _delta_target(self, item_id: str | None, position: int | None, kind: str) -> Item | None:
+        """The unfinished item a code or arguments delta is for: by id, else by position."""
+        rec = self._items.get(item_id) if item_id is not None else None
+        if rec is None and position is not None:
+            open_here = (r for r in self._seen if not r.done and r.position == position)
+            rec = next((r for r in open_here if r.item_type == kind), None)
+            if rec is not None and item_id is not None:
+                self._items[item_id] = rec
+        return None if rec is None or rec.done else rec
+
+    def _finish(self, rec: Item | None, item: JSON, position: int | None) -> list[Event]:
+        """Finish ``rec`` with the finished ``item``; no ``rec``: a new item, added first."""
+        out: list[Event] = []
+        if rec is None:  # first seen finished (DashScope's function calls and hosted tools)
+            out, rec = self.add(item, position)
+        else:
+            self._register(rec, *item_key(item, "output item"), position)
+        rec.done = True
+        if rec.kind == "message":
+            out += self._finish_message(rec, item)
+        elif rec.kind == "tool":
+            out += self._finish_tool(rec, item)
+        elif rec.kind == "call":
+            out += self._finish_call(rec, item)
+        return out
+
     # -- opening and finishing --------------------------------------------------------------
-    def open_message(self, item_id: str | None) -> tuple[list[Event], Item]:
+    def open_message(self, position: int | None) -> tuple[list[Event], Item]:
+        """Open a message for a text delta that came before (or without) its item."""
+        out, rec = self._open_message(None)
+        self._register(rec, None, "message", position)
+        return out, rec
+
+    def _open_message(self, item_id: str | None) -> tuple[list[Event], Item]:
         out = self._begin_visible()
         run, now, message_id = self.run, self._clock(), self._new_id("msg")
         message = message_object(
@@ -291,10 +386,12 @@ class OutputItems:
 
     def _finish_message(self, rec: Item, item: JSON) -> list[Event]:
         out: list[Event] = []
-        text = "".join(rec.chunks) if rec.chunks else _message_text(item)
+        finished = message_text(item)  # read (and checked) even when the deltas had it all
+        text = "".join(rec.chunks) if rec.chunks else finished
+        incomplete = opt_str(item, "status", "message item") == "incomplete"
         if not rec.chunks and text:  # text only on the finished item: one delta with all of it
             out.append(("thread.message.delta", self.text_delta(rec.object_id, text)))
-        status = "incomplete" if item.get("status") == "incomplete" else "completed"
+        status = "incomplete" if incomplete else "completed"
         rec.message.update(status=status, content=[text_content(text)])
         out.append(emit(f"thread.message.{status}", rec.message))
         self.messages.append(rec.message)
@@ -307,24 +404,22 @@ class OutputItems:
     def _open_tool(self, item_id: str | None, tool_type: str) -> tuple[list[Event], Item]:
         out = self._begin_visible()
         step = self._new_step(self._clock(), tool_calls_details([]))
-        rec = Item("tool", item_id, step, object_id=_call_id(item_id, self._new_id), name=tool_type)
+        rec = Item(
+            "tool", item_id, step, object_id=tool_call_id(item_id, self._new_id), name=tool_type
+        )
         self._open.append(rec)
         return out + self._step_opened(step), rec
 
     def _finish_tool(self, rec: Item, item: JSON) -> list[Event]:
         out: list[Event] = []
         if rec.name == "code_interpreter":
-            code = item.get("code")
-            arguments = code if isinstance(code, str) else "".join(rec.chunks)
-            output = "".join(
-                o.get("logs") or ""  # logs only: image outputs have no Assistant shape
-                for o in item.get("outputs") or ()
-                if isinstance(o, dict) and o.get("type") == "logs"
-            )
+            code = opt_str(item, "code", "code_interpreter_call item")
+            arguments = "".join(rec.chunks) if code is None else code
+            output = code_logs(item)
             if not rec.chunks:  # no code deltas (DashScope): the whole code in one
                 out.append(self._tool_delta(rec, arguments, ""))
         else:
-            arguments, output = _hosted_parts(rec.name, item)
+            arguments, output = hosted_parts(rec.name, item)
             out.append(self._tool_delta(rec, arguments, ""))
         out.append(self._tool_delta(rec, "", output))
         self._open.remove(rec)
@@ -333,21 +428,24 @@ class OutputItems:
         return out
 
     def _open_call(self, item: JSON, item_id: str | None) -> tuple[list[Event], Item]:
+        call_id = opt_str(item, "call_id", "function_call item")
+        name = opt_str(item, "name", "function_call item")
         out = self._begin_visible()
         if self._call_step is None:  # one step holds every function call of the response
             self._call_step = self._new_step(self._clock(), tool_calls_details([]))
             out += self._step_opened(self._call_step)
-        call_id = item.get("call_id") or self._new_id("call")
-        rec = Item("call", item_id, self._call_step, object_id=call_id, index=len(self.calls))
-        rec.name = item.get("name") or ""
+        object_id = call_id or self._new_id("call")
+        rec = Item("call", item_id, self._call_step, object_id=object_id, index=len(self.calls))
+        rec.name, rec.call_id = name or "", call_id or None
         self.calls.append(rec)
         out.append(self._call_delta(rec, ""))
         return out, rec
 
     def _finish_call(self, rec: Item, item: JSON) -> list[Event]:
-        arguments = item.get("arguments")
-        rec.final = arguments if isinstance(arguments, str) else "".join(rec.chunks)
-        rec.name = rec.name or item.get("name") or ""
+        arguments = opt_str(item, "arguments", "function_call item")
+        name = opt_str(item, "name", "function_call item")
+        rec.final = "".join(rec.chunks) if arguments is None else arguments
+        rec.name = rec.name or name or ""
         # No argument deltas (DashScope): the whole arguments string as one fragment.
         return [] if rec.chunks else [self._call_delta(rec, rec.final)]
 
@@ -401,55 +499,3 @@ def complete_step(step: JSON, now: int, usage: JSON | None, details: JSON | None
     if details is not None:
         step["step_details"] = details
     return emit("thread.run.step.completed", step)
-
-
-def _message_text(item: JSON) -> str:
-    """The text of a finished ``message`` item: its text-bearing content parts, joined."""
-    chunks: list[str] = []
-    for part in item.get("content") or ():
-        key = _TEXT_PARTS.get(str(part.get("type")), "") if isinstance(part, dict) else ""
-        if key and isinstance(part.get(key), str):
-            chunks.append(part[key])
-    return "".join(chunks)
-
-
-def _hosted_parts(tool_type: str, item: JSON) -> tuple[str, str]:
-    """``(arguments, output)`` strings of a finished hosted call other than code_interpreter.
-
-    quark_search (a ``web_search_call``): ``{"query": q}`` and the ``sources`` list, per
-    EVENTS.md; a non-search action (``open_page``, ``find_in_page``) gives the action itself as
-    arguments. Other hosted calls: the item's request fields (everything but id, type, status and
-    results) as a JSON object, and the first of ``output`` / ``results`` / ``error`` (a string
-    kept, anything else as JSON; "" if none).
-    """
-    if tool_type == "quark_search":
-        action = item.get("action") or {}
-        if action.get("type", "search") == "search":
-            query = action.get("query") or next(iter(action.get("queries") or ()), "")
-            arguments = _dumps({"query": query})
-        else:
-            arguments = _dumps({k: v for k, v in action.items() if k != "sources"})
-        return arguments, _dumps(action.get("sources") or [])
-    arguments = _dumps({k: v for k, v in item.items() if k not in _NOT_ARGUMENTS})
-    for key in ("output", "results", "error"):
-        value = item.get(key)
-        if value is not None:
-            return arguments, value if isinstance(value, str) else _dumps(value)
-    return arguments, ""
-
-
-def _call_id(item_id: object, new_id: Callable[[str], str]) -> str:
-    """A built-in tool call's id: ``call_`` + the item id's 32 hex digits, else a new id.
-
-    DashScope's item ids are ``<prefix>_<uuid>``: that gives a DashScope-shaped ``call_<hex>``,
-    stable across retranslations. OpenAI's longer ids do not fit, so they get a new one.
-    """
-    if isinstance(item_id, str):
-        tail = item_id.partition("_")[2].replace("-", "")
-        if len(tail) == 32 and _HEX.issuperset(tail):
-            return f"call_{tail}"
-    return new_id("call")
-
-
-def _dumps(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False)

@@ -23,11 +23,20 @@ Choices where the references leave room:
 * A failure or cancel before ``response.created`` first emits what ``response.created`` would
   have (every stream opens the same way), then the failure.
 * ``fail()`` also closes a run whose stream broke the protocol (ERROR → FAILED), so the caller
-  can end such a run with ``thread.run.failed``.
+  can end such a run with ``thread.run.failed``. Breaking the protocol includes any malformed
+  event: not a JSON object, a ``type`` that is not a string, a field of the wrong JSON type
+  (``_shape``), usage counts that are not non-negative integers (usage is billed: no guessing).
+  ``feed`` raises nothing but ``TranslationError``. An event without a ``type`` is an unknown
+  event; an error's ``code`` or ``message`` that is not a string gets the default.
+* Once the response is over (completed, requires_action, failed, cancelled) later events change
+  nothing: ``feed`` returns [] and counts them in ``late_events``. The one exception keeps the
+  ``error`` + ``response.failed`` pair one failure: that ``response.failed`` only brings usage.
+* Items are keyed by id, then by position: see ``_items``.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from enum import Enum
 from typing import Any
@@ -47,6 +56,7 @@ from compat.backends.responses._items import (
     emit,
     map_error,
 )
+from compat.backends.responses._shape import json_type, obj, opt_int, opt_str, token_counts
 from compat.errors import TranslationError
 
 __all__ = ["IGNORED_EVENTS", "Event", "ResponsesTranslator", "State"]
@@ -66,9 +76,10 @@ class State(Enum):
 
 # Rule 1: this table is the only place that says which moves are legal. Every state change goes
 #   through ``ResponsesTranslator._move``; a move not listed here raises TranslationError, and
-#   any TranslationError (an impossible item order too) leaves the translator in ERROR.
-#   Triggers: start (response.created), update (any event inside a response), complete /
-#   require_action (response.completed), fail, cancel.
+#   any TranslationError (an impossible item order, a malformed event) leaves the translator in
+#   ERROR. Triggers: start (response.created), update (any event inside a response), complete /
+#   require_action (response.completed), fail, cancel. A settled state has no moves: events
+#   that arrive after it are late, counted and dropped before any handler runs.
 # Rule 2: nothing here does I/O, reads a clock or draws randomness: ids and time come in
 #   through ``new_id`` and ``clock``, so a recorded event list always translates the same.
 _TRANSITIONS: dict[tuple[State, str], State] = {
@@ -80,7 +91,6 @@ _TRANSITIONS: dict[tuple[State, str], State] = {
     (State.IN_PROGRESS, "require_action"): State.REQUIRES_ACTION,
     (State.IN_PROGRESS, "fail"): State.FAILED,
     (State.IN_PROGRESS, "cancel"): State.CANCELLED,
-    (State.FAILED, "fail"): State.FAILED,  # `error`, then `response.failed`: one failure
     (State.ERROR, "fail"): State.FAILED,
     (State.ERROR, "cancel"): State.CANCELLED,
 }
@@ -144,15 +154,17 @@ class ResponsesTranslator:
         self.steps: list[JSON] = []  # every step this response created or finished, in order
         self.pending_tool_calls: list[JSON] = []  # function_call dicts, at requires_action
         self.unknown_events: dict[str, int] = {}  # event types never seen before, counted
+        self.late_events: dict[str, int] = {}  # event types that came after the response ended
         self._clock = clock
         self._emit_run_start = emit_run_start
         self._continuation = continuation_step
         self._tool_outputs = dict(tool_outputs or {})
         prior = prior_usage if prior_usage is not None else run.get("usage")
-        self._prior = _counts(prior, "prompt_tokens", "completion_tokens")
+        self._prior = _prior_counts(prior)
         self._counts: tuple[int, int] | None = None  # this response's (input, output) tokens
         self._begun = False  # what response.created emits was emitted
         self._started = False  # thread.run.in_progress was emitted
+        self._after_error = False  # failed by an `error` event: a response.failed may follow
         self._items = OutputItems(
             self.run, self.steps, new_id, clock, self._run_in_progress, text_delta
         )
@@ -183,42 +195,36 @@ class ResponsesTranslator:
 
     # -- the caller's side ------------------------------------------------------------------
     def feed(self, event: JSON) -> list[Event]:
-        """The Assistant events one Responses event produces now (often none)."""
-        kind = event.get("type", "")
+        """The Assistant events one Responses event produces now (often none).
+
+        Raises ``TranslationError`` (and enters ERROR) for an event that breaks the protocol.
+        """
+        try:
+            kind = event.get("type")
+        except AttributeError:  # not a JSON object: the slow path says so
+            return self._dispatch(event, None)
         if kind == "response.output_text.delta" and self.state is State.IN_PROGRESS:
             # The hot path, inlined: a text delta for the open message. (IN_PROGRESS, update)
-            # maps to itself in the table, so there is no move to make.
+            # maps to itself in the table, so there is no move to make. Nothing here can raise
+            # for any JSON object: ``delta`` is checked, the rest is the translator's own.
             item = self._items.message
             text = event.get("delta")
             if item is not None and text.__class__ is str:
                 item.chunks.append(text)
                 return [("thread.message.delta", self._items.text_delta(item.object_id, text))]
-        handler = _HANDLERS.get(kind)
-        if handler is not None:
-            try:
-                return handler(self, event)
-            except TranslationError:
-                self.state = State.ERROR
-                raise
-        if kind in IGNORED_EVENTS:
-            if self.state is not State.IN_PROGRESS:
-                self._move("update", kind)
-            return []
-        key = kind if isinstance(kind, str) and kind else "<no type>"
-        self.unknown_events[key] = self.unknown_events.get(key, 0) + 1
-        return []
+        return self._dispatch(event, kind)
 
     def finish(self) -> list[Event]:
         """The upstream stream ended: a failure unless a terminal event was seen."""
         if self.state in _SETTLED:
             return []
-        return self._fail("server_error", "stream ended before the response finished", None)
+        return self._fail("server_error", "stream ended before the response finished")
 
     def fail(self, code: str, message: str) -> list[Event]:
         """A transport failure (or a TranslationError) ends the run as failed."""
         if self.state in _SETTLED:
             return []
-        return self._fail(code, message, None)
+        return self._fail(code, message)
 
     def cancel(self) -> list[Event]:
         """The caller closed the stream: the run is cancelled (the events are for the record)."""
@@ -234,20 +240,74 @@ class ResponsesTranslator:
         out.append(emit("thread.run.cancelled", run))
         return out
 
+    # -- dispatch -----------------------------------------------------------------------------
+    def _dispatch(self, event: object, kind: object) -> list[Event]:
+        """Every event but the hot path's: late ones, malformed ones, the handlers' safety net."""
+        if self.state in _SETTLED:
+            return self._late(event, kind)
+        try:
+            return self._handle(event, kind)
+        except TranslationError:
+            self.state = State.ERROR
+            raise
+        except Exception as exc:  # a shape no reader checked: still the stream's fault
+            self.state = State.ERROR
+            name = kind if isinstance(kind, str) else "event"
+            raise TranslationError(f"malformed {name} ({type(exc).__name__}: {exc})") from exc
+
+    def _handle(self, event: object, kind: object) -> list[Event]:
+        if not isinstance(event, dict):
+            raise TranslationError(f"a Responses event is {json_type(event)}, not an object")
+        if not isinstance(kind, str):
+            if kind is not None:
+                raise TranslationError(f"a Responses event's type is {json_type(kind)}")
+            kind = ""
+        handler = _HANDLERS.get(kind)
+        if handler is not None:
+            if self.state is State.ERROR:  # sticky: only fail() / cancel() leave it
+                raise TranslationError(f"{kind} after the stream broke the protocol")
+            return handler(self, event)
+        if kind in IGNORED_EVENTS:
+            if self.state is not State.IN_PROGRESS:
+                self._move("update", kind)
+            return []
+        key = kind or "<no type>"
+        self.unknown_events[key] = self.unknown_events.get(key, 0) + 1
+        return []
+
+    def _late(self, event: object, kind: object) -> list[Event]:
+        """An event after the response settled: counted, never a change of outcome."""
+        if kind == "response.failed" and self._after_error and isinstance(event, dict):
+            # The response.failed that follows an `error` event: the same failure, whose
+            # usage is worth keeping if it is readable.
+            self._after_error = False
+            with contextlib.suppress(TranslationError):
+                self._note(obj(event, "response", "response.failed"))
+            self.run["usage"] = self._run_usage()
+            return []
+        if not isinstance(event, dict):
+            key = "<not an object>"
+        elif isinstance(kind, str) or kind is None:
+            key = kind or "<no type>"
+        else:
+            key = "<malformed type>"
+        self.late_events[key] = self.late_events.get(key, 0) + 1
+        return []
+
     # -- lifecycle events -------------------------------------------------------------------
     def _on_created(self, event: JSON) -> list[Event]:
         self._move("start", "response.created")
-        self._note(event.get("response"))
+        self._note(obj(event, "response", "response.created"))
         return self._begin()
 
     def _on_in_progress(self, event: JSON) -> list[Event]:
         self._move("update", "response.in_progress")
-        self._note(event.get("response"))
+        self._note(obj(event, "response", "response.in_progress"))
         return self._run_in_progress()
 
     def _on_completed(self, event: JSON) -> list[Event]:
-        response = event.get("response") or {}
-        status = response.get("status")
+        response = obj(event, "response", "response.completed")
+        status = opt_str(response, "status", "response.completed response")
         if status == "failed":  # (inferred) trust the response's status over the event type
             return self._on_failed(event)
         if status == "incomplete":
@@ -272,41 +332,52 @@ class ResponsesTranslator:
         return out
 
     def _on_failed(self, event: JSON) -> list[Event]:
-        response = event.get("response") or {}
-        error = response.get("error") or {}
-        return self._fail(error.get("code"), error.get("message"), response, "response.failed")
+        response = obj(event, "response", "response.failed")
+        error = obj(response, "error", "response.failed response")
+        self._note(response)
+        return self._fail(error.get("code"), error.get("message"), "response.failed")
 
     def _on_incomplete(self, event: JSON) -> list[Event]:
-        response = event.get("response") or {}
-        reason = (response.get("incomplete_details") or {}).get("reason") or "incomplete"
+        what = "response.incomplete response"
+        response = obj(event, "response", "response.incomplete")
+        details = obj(response, "incomplete_details", what)
+        reason = opt_str(details, "reason", f"{what} incomplete_details") or "incomplete"
+        self._note(response)
         message = f"the response is incomplete: {reason}"
-        return self._fail(reason, message, response, "response.incomplete")
+        return self._fail(reason, message, "response.incomplete")
 
     def _on_error(self, event: JSON) -> list[Event]:
         nested = event.get("error")  # the real OpenAI wire nests it; the SDK's schema does not
-        error = nested if isinstance(nested, dict) else event
-        return self._fail(error.get("code"), error.get("message"), None, "error")
+        error = event if nested is None else obj(event, "error", "error")
+        out = self._fail(error.get("code"), error.get("message"), "error")
+        self._after_error = True  # a response.failed may follow: the same failure
+        return out
 
     # -- item events ------------------------------------------------------------------------
     def _on_item_added(self, event: JSON) -> list[Event]:
-        self._move("update", "response.output_item.added")
-        return self._items.add(event.get("item") or {})[0]
+        what = "response.output_item.added"
+        self._move("update", what)
+        item = obj(event, "item", what, required=True)
+        return self._items.add(item, opt_int(event, "output_index", what))[0]
 
     def _on_item_done(self, event: JSON) -> list[Event]:
-        self._move("update", "response.output_item.done")
-        return self._items.done(event.get("item") or {})
+        what = "response.output_item.done"
+        self._move("update", what)
+        item = obj(event, "item", what, required=True)
+        return self._items.done(item, opt_int(event, "output_index", what))
 
     def _on_text_delta(self, event: JSON) -> list[Event]:
         # What ``feed``'s hot path does not take: a first delta, a delta outside a response,
         # a malformed one. DashScope's deltas have no item_id: a delta goes to the open message,
         # or opens one (DashScope may skip output_item.added).
-        self._move("update", "response.output_text.delta")
+        what = "response.output_text.delta"
+        self._move("update", what)
         text = event.get("delta")
         if not isinstance(text, str):
-            raise TranslationError("response.output_text.delta without a string delta")
+            raise TranslationError(f"{what} without a string delta")
         item = self._items.message
         if item is None:
-            out, item = self._items.open_message(None)
+            out, item = self._items.open_message(opt_int(event, "output_index", what))
         else:
             out = []
         item.chunks.append(text)
@@ -314,14 +385,18 @@ class ResponsesTranslator:
         return out
 
     def _on_code_delta(self, event: JSON) -> list[Event]:
+        what = "response.code_interpreter_call_code.delta"
         if self.state is not State.IN_PROGRESS:
-            self._move("update", "response.code_interpreter_call_code.delta")
-        return [self._items.code_delta(event.get("item_id"), event.get("delta"))]
+            self._move("update", what)
+        key = opt_str(event, "item_id", what), opt_int(event, "output_index", what)
+        return [self._items.code_delta(*key, event.get("delta"))]
 
     def _on_arguments_delta(self, event: JSON) -> list[Event]:
+        what = "response.function_call_arguments.delta"
         if self.state is not State.IN_PROGRESS:
-            self._move("update", "response.function_call_arguments.delta")
-        return [self._items.arguments_delta(event.get("item_id"), event.get("delta"))]
+            self._move("update", what)
+        key = opt_str(event, "item_id", what), opt_int(event, "output_index", what)
+        return [self._items.arguments_delta(*key, event.get("delta"))]
 
     # -- building blocks --------------------------------------------------------------------
     def _move(self, trigger: str, what: object) -> State:
@@ -334,14 +409,8 @@ class ResponsesTranslator:
         self.state = target
         return previous
 
-    def _fail(
-        self, code: object, message: object, response: JSON | None, what: str = "fail()"
-    ) -> list[Event]:
-        previous = self._move("fail", what)
-        self._note(response)
-        if previous is State.FAILED:  # the response.failed after an error event: usage only
-            self.run["usage"] = self._run_usage()
-            return []
+    def _fail(self, code: object, message: object, what: str = "fail()") -> list[Event]:
+        self._move("fail", what)
         out = [] if self._begun else self._begin()
         error = map_error(code, message)
         now = self._clock()
@@ -383,13 +452,15 @@ class ResponsesTranslator:
             run["started_at"] = self._clock()
         return [emit("thread.run.in_progress", run)]
 
-    def _note(self, response: object) -> None:
-        """Take the response id and usage from a lifecycle event's response."""
-        if not isinstance(response, dict):
-            return
-        if self.response_id is None and isinstance(response.get("id"), str):
-            self.response_id = response["id"]
-        counts = _counts(response.get("usage"), "input_tokens", "output_tokens")
+    def _note(self, response: JSON) -> None:
+        """Take the response id and usage from a lifecycle event's response (read first)."""
+        response_id = opt_str(response, "id", "response")
+        usage = response.get("usage")
+        counts = None
+        if usage is not None:
+            counts = token_counts(usage, "input_tokens", "output_tokens", "response")
+        if self.response_id is None:
+            self.response_id = response_id
         if counts is not None:
             self._counts = counts
             self.usage = run_usage(*counts)
@@ -405,11 +476,15 @@ class ResponsesTranslator:
         return run_usage(prior[0] + this[0], prior[1] + this[1])
 
 
-def _counts(usage: object, prompt_key: str, completion_key: str) -> tuple[int, int] | None:
-    """``(prompt, completion)`` token counts read from a usage dict under the given keys."""
+def _prior_counts(usage: object) -> tuple[int, int] | None:
+    """The stored run's ``(prompt, completion)`` tokens (compat wrote them; None if unknown)."""
     if not isinstance(usage, dict):
         return None
-    return int(usage.get(prompt_key) or 0), int(usage.get(completion_key) or 0)
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    return (
+        prompt if isinstance(prompt, int) else 0,
+        completion if isinstance(completion, int) else 0,
+    )
 
 
 _Handler = Callable[[ResponsesTranslator, JSON], list[Event]]
