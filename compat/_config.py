@@ -57,8 +57,8 @@ _lock = threading.Lock()
 def configure(**settings: Any) -> Settings:
     """Set compat's configuration in code; it wins over the environment.
 
-    Accepts ``backend``, ``api_key``, ``assistants_base_url``, ``responses_base_url``, ``store`` and
-    ``history``. A value of ``None`` removes that override (the environment applies again);
+    Accepts ``backend``, ``api_key``, ``assistants_base_url``, ``responses_base_url``, ``store``,
+    ``history``, ``lease_seconds`` and ``exit_timeout``. A value of ``None`` removes that override (the environment applies again);
     ``configure(reset=True)`` removes them all. Returns the settings now in force.
     """
     reset = settings.pop("reset", False)
