@@ -20,7 +20,6 @@ import pytest
 from dashscope import Assistants, Messages, Runs, Steps, Threads
 from dashscope.common.error import AssistantError
 
-from compat._objects import ACTIVE_RUN_MESSAGE
 from compat.testing import (
     CodeInterpreter,
     Emulator,
@@ -629,7 +628,7 @@ def test_a_thread_with_an_active_run_refuses_another(emu: Emulator) -> None:
     assert (refused.status_code, refused.code, refused.message) == (
         400,
         "InvalidParameter",
-        ACTIVE_RUN_MESSAGE.format(thread_id=thread.id, run_id=active.id),
+        f"Thread {thread.id} already has an active run {active.id}.",
     )
 
 
