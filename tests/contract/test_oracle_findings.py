@@ -55,3 +55,43 @@ def test_tool_outputs_submitted_on_the_requires_action_event_continue_the_run(
     assert resumed, "no requires_action event"
     assert resumed[0][0] is not None, resumed[0][1]
     assert resumed[-1][0] == "thread.run.completed"
+
+
+RESPONSES_USAGE_BEFORE_THE_END = pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "compat's responses backend puts the first response's usage on a run that is not "
+        "terminal (thread.run.requires_action, and the queued / in_progress events after "
+        "submit_tool_outputs); the Assistant side sends usage: null until the run ends "
+        "(OpenAI's semantics, which DashScope's Assistant API follows; inferred), so legacy "
+        "code that tests `run.usage is None` sees a difference"
+    ),
+)
+
+
+@pytest.fixture(
+    params=["assistants", pytest.param("responses", marks=RESPONSES_USAGE_BEFORE_THE_END)]
+)
+def usage_backend(request: pytest.FixtureRequest, compat_emulator: Emulator) -> Iterator[str]:
+    compat.configure(backend=request.param, store="memory")
+    yield request.param
+    compat.configure(reset=True)
+
+
+def test_a_run_has_no_usage_until_it_ends(usage_backend: str, compat_emulator: Emulator) -> None:
+    assistant = compat.Assistants.create(model="qwen-plus")
+    thread = compat.Threads.create(messages=[{"role": "user", "content": "Weather?"}])
+    compat_emulator.queue(Scenario.function_call("get_weather", {"city": "Paris"}, then="22C."))
+    first = list(compat.Runs.create(thread.id, assistant_id=assistant.id, stream=True))
+    name, waiting = first[-1]
+    assert name == "thread.run.requires_action"
+    [call] = waiting.required_action.submit_tool_outputs.tool_calls
+    outputs = [{"tool_call_id": call.id, "output": "22C"}]
+    second = list(
+        compat.Runs.submit_tool_outputs(
+            waiting.id, thread_id=thread.id, tool_outputs=outputs, stream=True
+        )
+    )
+    runs = [(e, d) for e, d in first + second if e.startswith("thread.run.") and "step" not in e]
+    usage = [(e, d.usage is None) for e, d in runs]
+    assert usage == [(e, e != "thread.run.completed") for e, _ in runs]
