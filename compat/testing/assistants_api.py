@@ -1,10 +1,10 @@
 """The DashScope Assistant API as served by the emulator, for the real ``dashscope`` SDK.
 
-Objects are the ``compat._objects`` dicts, stored as the API returns them. Turns of the scenario
-engine are rendered as the event sequences of EVENTS.md (``assistants_events``); a non-streamed run
-plays the same way with its events discarded, when it reaches its final state. A streamed run is
-rendered whole when requested; if its client leaves before the end, the run is stored as cancelled
-after the events it was sent.
+Objects are the emulator's own wire dicts (``_wire``, not compat's), stored as the API returns
+them. Turns of the scenario engine are rendered as the event sequences of EVENTS.md
+(``assistants_events``); a non-streamed run plays the same way with its events discarded, when it
+reaches its final state. A streamed run is rendered whole when requested; if its client leaves
+before the end, the run is stored as cancelled after the events it was sent.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from compat import _objects as o
-from compat._ids import new_id, now_ms
+from compat.testing import _wire as w
+from compat.testing._clock import new_id, now_ms
 from compat.testing.assistants_events import (
     Advancer,
     Events,
@@ -40,11 +40,10 @@ __all__ = ["AssistantsAPI"]
 JSON = dict[str, Any]
 
 _ACTIVE = frozenset({"queued", "in_progress", "requires_action", "cancelling"})
-_SAMPLING = ("top_p", "top_k", "temperature", "max_tokens")
 
 
 def _missing(thing: str) -> APIError:
-    return APIError(400, "InvalidParameter", o.not_found_message(thing))
+    return APIError(400, "InvalidParameter", w.not_found_message(thing))
 
 
 def _invalid(message: str) -> APIError:
@@ -130,13 +129,11 @@ class AssistantsAPI:
 
     @staticmethod
     def _error(exc: APIError) -> JSONReply:
-        body = {"code": exc.code, "message": exc.message, "request_id": new_request_id()}
-        return JSONReply.of(exc.status, body)
+        return JSONReply.of(exc.status, w.error_body(exc.code, exc.message, new_request_id()))
 
     def _list(self, objs: list[JSON], request: Request, thing: str) -> JSONReply:
         page, has_more = paginate(objs, request.query, thing)
-        first, last = (page[0]["id"], page[-1]["id"]) if page else (None, None)
-        return self._reply(o.list_object(page, has_more=has_more, first_id=first, last_id=last))
+        return self._reply(w.list_page(page, has_more))
 
     @staticmethod
     def _body(request: Request) -> JSON:
@@ -175,7 +172,7 @@ class AssistantsAPI:
         body = self._body(request)
         self._required(body, "model")
         _check_tools(body.get("tools"))
-        obj = o.assistant_object(new_id("asst"), now_ms(), body)
+        obj = w.assistant(new_id("asst"), now_ms(), body)
         self._assistants[obj["id"]] = obj
         return self._reply(obj)
 
@@ -189,15 +186,14 @@ class AssistantsAPI:
         old = self._assistant(assistant_id)
         body = self._body(request)
         _check_tools(body.get("tools"))
-        changes = {k: body[k] for k in o.ASSISTANT_FIELDS if k in body}
-        obj = o.assistant_object(assistant_id, old["created_at"], o.apply_update(old, changes))
+        obj = w.assistant(assistant_id, old["created_at"], w.updated(old, body))
         self._assistants[assistant_id] = obj
         return self._reply(obj)
 
     def _delete_assistant(self, request: Request, assistant_id: str) -> Reply:
         self._assistant(assistant_id)
         del self._assistants[assistant_id]
-        return self._reply(o.delete_response(assistant_id, "assistant"))
+        return self._reply(w.deleted(assistant_id, "assistant"))
 
     # --- threads and messages ------------------------------------------------------------
 
@@ -207,7 +203,7 @@ class AssistantsAPI:
             raise _invalid("messages must be a list.")
         for message in messages:
             _check_message(message)
-        thread = ThreadState(o.thread_object(new_id("thread"), now_ms(), body.get("metadata")))
+        thread = ThreadState(w.thread(new_id("thread"), now_ms(), body.get("metadata")))
         self._threads[thread.obj["id"]] = thread
         for message in messages:
             self._add_message(thread, message)
@@ -215,12 +211,12 @@ class AssistantsAPI:
 
     def _add_message(self, thread: ThreadState, body: JSON) -> JSON:
         role = body.get("role") or "user"
-        msg = o.message_object(
+        msg = w.message(
             new_id("msg"),
             now_ms(),
             thread.obj["id"],
-            role=role,
-            text=body["content"],
+            role,
+            [w.text_part(body["content"])],
             file_ids=body.get("file_ids"),
             metadata=body.get("metadata"),
         )
@@ -244,7 +240,7 @@ class AssistantsAPI:
         for run_id in thread.runs:
             self._moving.runs.pop(run_id, None)
         del self._threads[thread_id]
-        return self._reply(o.delete_response(thread_id, "thread"))
+        return self._reply(w.deleted(thread_id, "thread"))
 
     def _create_message(self, request: Request, thread_id: str) -> Reply:
         thread = self._thread(thread_id)
@@ -289,8 +285,7 @@ class AssistantsAPI:
         body = self._body(request)
         for run in thread.runs.values():
             if run.obj["status"] in _ACTIVE:
-                message = o.ACTIVE_RUN_MESSAGE.format(thread_id=thread_id, run_id=run.obj["id"])
-                raise _invalid(message)
+                raise _invalid(w.active_run_message(thread_id, run.obj["id"]))
         fields, assistant_id = self._run_fields(body)
         script = self._take_script()
         stream = body.get("stream") is True
@@ -308,7 +303,7 @@ class AssistantsAPI:
         _check_tools(body.get("tools"))
         fields = {
             key: body[key] if body.get(key) is not None else assistant.get(key)
-            for key in ("model", "instructions", "tools", *_SAMPLING)
+            for key in ("model", "instructions", "tools", *w.SAMPLING)
         }
         extra = body.get("additional_instructions")
         if extra:
@@ -327,7 +322,7 @@ class AssistantsAPI:
         *,
         created_thread: bool,
     ) -> Reply:
-        obj = o.run_object(new_id("run"), now_ms(), thread.obj["id"], assistant_id, fields)
+        obj = w.run(new_id("run"), now_ms(), thread.obj["id"], assistant_id, fields)
         run = RunState(obj, thread, script)
         thread.runs[obj["id"]] = run
         if not stream:
@@ -372,7 +367,7 @@ class AssistantsAPI:
         run = self._run(thread_id, run_id)
         status = run.obj["status"]
         if status not in ("queued", "in_progress", "requires_action"):
-            raise _invalid(o.cannot_cancel_message(status))
+            raise _invalid(w.cannot_cancel_message(status))
         run.stream = None
         run.obj["status"] = "cancelling"
         self._moving.add(run)
@@ -382,7 +377,7 @@ class AssistantsAPI:
         run = self._run(thread_id, run_id)
         status = run.obj["status"]
         if status != "requires_action" or run.tool_step is None:
-            raise _invalid(o.not_requires_action_message(status))
+            raise _invalid(w.not_requires_action_message(status))
         body = self._body(request)
         outputs = _tool_outputs(run.tool_step, body.get("tool_outputs"))
         _raise_http_failure(run.script)
@@ -441,9 +436,25 @@ def _update_metadata(obj: JSON, body: JSON) -> None:
 
 
 def _tool_outputs(step: JSON, outputs: Any) -> dict[str, str]:
-    """Submitted outputs by call id, checked against the calls pending on ``step``."""
+    """Submitted outputs by call id, checked against the calls pending on ``step``.
+
+    One output without ``tool_call_id`` answers the only pending call: DashScope's overview
+    submits ``[{"output": ...}]`` that way (reference §3, inferred).
+    """
     pending = [call["id"] for call in step["step_details"]["tool_calls"]]
-    matched = o.match_tool_outputs(pending, outputs)
-    if isinstance(matched, str):
-        raise _invalid(matched)
-    return matched
+    if not isinstance(outputs, list) or not outputs:
+        raise _invalid("Missing required parameter 'tool_outputs'.")
+    if any(not isinstance(out, dict) or not isinstance(out.get("output"), str) for out in outputs):
+        raise _invalid("Each tool output needs a string 'output'.")
+    if len(pending) == 1 and len(outputs) == 1 and not outputs[0].get("tool_call_id"):
+        return {pending[0]: outputs[0]["output"]}
+    by_call: dict[str, str] = {}
+    for out in outputs:
+        call_id = out.get("tool_call_id")
+        if call_id not in pending:
+            raise _invalid(f"Tool call '{call_id}' is not pending on this run.")
+        by_call[call_id] = out["output"]
+    unanswered = [call_id for call_id in pending if call_id not in by_call]
+    if unanswered:
+        raise _invalid(f"Missing tool outputs for tool calls: {', '.join(unanswered)}.")
+    return by_call

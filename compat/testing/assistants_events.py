@@ -16,21 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from compat._ids import new_id, now_ms
-from compat._objects import (
-    function_call,
-    message_creation_details,
-    message_delta,
-    message_object,
-    required_action,
-    run_usage,
-    step_delta,
-    step_object,
-    step_usage,
-    text_content,
-    tool_call,
-    tool_calls_details,
-)
+from compat.testing import _wire as w
+from compat.testing._clock import new_id, now_ms
 from compat.testing.scenario import (
     CodeInterpreter,
     Conversation,
@@ -90,7 +77,7 @@ class Events:
         """The ``thread.message.delta`` events: the hot path of long streams, so from a template."""
         if self.chunks is None:
             return
-        template = encode_event("thread.message.delta", message_delta(message_id, "\x00"))
+        template = encode_event("thread.message.delta", w.message_delta(message_id, "\x00"))
         head, tail = template.split(b'"\\u0000"')  # json.dumps's spelling of the placeholder
         dumps = json.dumps
         self.chunks.extend(head + dumps(p, ensure_ascii=False).encode() + tail for p in pieces)
@@ -258,7 +245,7 @@ class TurnPlayer:
         if turn.function_calls:
             self._call_functions(turn.function_calls)
         else:
-            run.obj.update(status="completed", completed_at=now_ms(), usage=run_usage(*run.tokens))
+            run.obj.update(status="completed", completed_at=now_ms(), usage=w.run_usage(run.tokens))
             self.emit("thread.run.completed", run.obj)
         return True
 
@@ -267,7 +254,7 @@ class TurnPlayer:
         self.open_said = []
 
     def _new_step(self, details: JSON) -> JSON:
-        step = step_object(new_id("step"), now_ms(), self.run.obj, step_details=details)
+        step = w.step(new_id("step"), now_ms(), self.run.obj, details)
         self.run.steps[step["id"]] = step
         self.emit("thread.run.step.created", step)
         self.emit("thread.run.step.in_progress", step)
@@ -289,50 +276,49 @@ class TurnPlayer:
         self._close_open()
         run, emit = self.run, self.emit
         message_id = new_id("msg")
-        step = self._new_step(message_creation_details(message_id))
-        msg = message_object(
+        step = self._new_step(w.message_creation(message_id))
+        msg = w.message(
             message_id,
             now_ms(),
             run.thread.obj["id"],
-            role="assistant",
-            text=None,
+            "assistant",
+            [],
             status="in_progress",
-            assistant_id=run.obj["assistant_id"],
-            run_id=run.obj["id"],
+            run=run.obj,
         )
         run.thread.messages[message_id] = msg
         emit("thread.message.created", msg)
         emit("thread.message.in_progress", msg)
         emit.text_deltas(message_id, item.pieces())
-        msg["content"] = [text_content(item.text)]
-        step["usage"] = step_usage(*usage)
+        msg["content"] = [w.text_part(item.text)]
+        step["usage"] = w.step_usage(usage)
         self.open_message, self.open_step = msg, step
 
     def _builtin(self, tool: str, pieces: Sequence[str], arguments: str, output: str) -> None:
         self._close_open()
         call_id = new_id("call")
-        step = self._new_step(tool_calls_details([]))
+        step = self._new_step(w.tool_calls([]))
         for piece in pieces:
-            delta = step_delta(step["id"], [tool_call(call_id, tool, piece, "")])
+            delta = w.step_delta(step["id"], [w.builtin_call(call_id, tool, piece, "")])
             self.emit("thread.run.step.delta", delta)
-        delta = step_delta(step["id"], [tool_call(call_id, tool, "", output)])
+        delta = w.step_delta(step["id"], [w.builtin_call(call_id, tool, "", output)])
         self.emit("thread.run.step.delta", delta)
-        step["step_details"] = tool_calls_details([tool_call(call_id, tool, arguments, output)])
+        step["step_details"] = w.tool_calls([w.builtin_call(call_id, tool, arguments, output)])
         self.open_step = step
 
     def _call_functions(self, calls: tuple[FunctionCall, ...]) -> None:
         run = self.run
-        step = self._new_step(tool_calls_details([]))
+        step = self._new_step(w.tool_calls([]))
         full = []
         for index, call in enumerate(calls):
             call_id = call.call_id or new_id("call")
             for arguments in ("", call.arguments):
-                delta = function_call(call_id, call.name, arguments, None, index)
-                self.emit("thread.run.step.delta", step_delta(step["id"], [delta]))
-            full.append(function_call(call_id, call.name, call.arguments, None, index))
-        step["step_details"] = tool_calls_details(full)
+                delta = w.function_call(call_id, call.name, arguments, None, index)
+                self.emit("thread.run.step.delta", w.step_delta(step["id"], [delta]))
+            full.append(w.function_call(call_id, call.name, call.arguments, None, index))
+        step["step_details"] = w.tool_calls(full)
         run.tool_step = step
-        run.obj.update(status="requires_action", required_action=required_action(full))
+        run.obj.update(status="requires_action", required_action=w.required_action(full))
         self.emit("thread.run.requires_action", run.obj)
         self.emit.say(run.thread.history, _said(*calls))
 
@@ -361,12 +347,12 @@ class TurnPlayer:
             emit("thread.run.step.failed", self.open_step)
         # With ``emit`` the item is said where its end is sent: nowhere, with a raw error.
         self._say(emit)
-        usage = run_usage(*run.tokens) if run.tokens is not None else None
+        usage = w.run_usage(run.tokens) if run.tokens is not None else None
         run.obj.update(status="failed", failed_at=now, last_error=error, usage=usage)
         emit("thread.run.failed", run.obj)
         if not raw_error:
             return True
-        self.emit("error", {**error, "request_id": new_request_id()})
+        self.emit("error", w.error_body(failure.code, message, new_request_id()))
         return False
 
 
@@ -415,7 +401,7 @@ class StreamLog:
                 continue
             if message["status"] == "in_progress":
                 text = "".join(seen.texts.get(message_id, ()))
-                message.update(status="incomplete", content=[text_content(text)])
+                message.update(status="incomplete", content=[w.text_part(text)])
                 said.append(("assistant", text))
             stored.update(status=message["status"], content=message["content"])
         for step_id in list(run.steps):
@@ -427,11 +413,11 @@ class StreamLog:
                 step.update(status="cancelled", cancelled_at=now)
                 calls = seen.calls.get(step_id)
                 if calls:
-                    step["step_details"] = tool_calls_details([calls[i] for i in sorted(calls)])
+                    step["step_details"] = w.tool_calls([calls[i] for i in sorted(calls)])
             run.steps[step_id] = step
         # Metadata is the one field a client may have updated since the events were sent.
         run.obj.update((k, v) for k, v in seen.run.items() if k != "metadata")
-        usage = run_usage(*self._tokens) if self._tokens is not None else None
+        usage = w.run_usage(self._tokens) if self._tokens is not None else None
         run.obj.update(status="cancelled", cancelled_at=now, required_action=None, usage=usage)
         run.tokens, run.tool_step, run.outputs = self._tokens, None, None
         start, end = self._history

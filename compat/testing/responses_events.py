@@ -63,11 +63,20 @@ def new_item_id(flavor: Flavor, item_type: str) -> str:
 
 
 def usage_object(flavor: Flavor, tokens: tuple[int, int]) -> JSON:
-    """A Response's ``usage`` for ``(input, output)`` tokens (DashScope adds ``x_details``)."""
+    """A Response's ``usage`` for ``(input, output)`` tokens.
+
+    DashScope documents ``input_tokens_details{cached_tokens}`` and adds ``x_details``; OpenAI's
+    (and its SDK's model) also has ``cache_write_tokens``.
+    """
     prompt, completion = tokens
+    details = (
+        {"cached_tokens": 0}
+        if flavor == "dashscope"
+        else {"cached_tokens": 0, "cache_write_tokens": 0}
+    )
     usage: JSON = {
         "input_tokens": prompt,
-        "input_tokens_details": {"cached_tokens": 0},
+        "input_tokens_details": details,
         "output_tokens": completion,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": prompt + completion,
@@ -345,7 +354,14 @@ class TurnRenderer:
     def _search(self, search: Search) -> None:
         emit = self.emit
         item_id = new_item_id(self.flavor, "web_search_call")
-        item: JSON = {"id": item_id, "type": "web_search_call", "status": "in_progress"}
+        # The SDK requires ``action`` from the start; the query is known only when it is done.
+        # (inferred: neither DashScope nor the reference shows the added skeleton in full)
+        item: JSON = {
+            "id": item_id,
+            "type": "web_search_call",
+            "status": "in_progress",
+            "action": {"type": "search"},
+        }
         index = self._open(item)
         where = {"item_id": item_id, "output_index": index}
         emit("response.web_search_call.in_progress", **where)

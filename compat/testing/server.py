@@ -23,7 +23,7 @@ from types import TracebackType
 from typing import Any, Literal, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
-from compat._objects import LIMIT_MESSAGE, ORDER_MESSAGE, not_found_message
+from compat.testing._wire import LIMIT_MESSAGE, ORDER_MESSAGE, not_found_message
 from compat.testing.scenario import Scenario, ScenarioQueue
 
 __all__ = [
