@@ -14,22 +14,9 @@ import pytest
 import compat
 from compat.testing import Emulator, Scenario
 
-RESPONSES_STORES_WAITING_LATE = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "compat's responses backend stores the run as requires_action only when the stream "
-        "is exhausted, after yielding thread.run.requires_action: a submit_tool_outputs made "
-        "on that event, inside the loop (OpenAI's streaming samples submit from the event "
-        "handler), is refused 400 'The run is not waiting for tool outputs (status "
-        "'in_progress')'. The assistants backend (and the emulator's Assistant API) has the "
-        "run stored as requires_action before the event is sent."
-    ),
-)
 
-
-@pytest.fixture(
-    params=["assistants", pytest.param("responses", marks=RESPONSES_STORES_WAITING_LATE)]
-)
+# Fixed by the run lifecycle: the run is stored requires_action before the event is emitted.
+@pytest.fixture(params=["assistants", "responses"])
 def backend(request: pytest.FixtureRequest, compat_emulator: Emulator) -> Iterator[str]:
     compat.configure(backend=request.param, store="memory")
     yield request.param
