@@ -40,7 +40,7 @@ _lock = threading.Lock()
 # What a secret looks like in free text: a bearer token, a DashScope/OpenAI-style ``sk-`` key,
 # or the value after an ``api_key``/``authorization`` label (in JSON, a query or a header dump).
 _SECRET = re.compile(
-    r"(?P<label>\bbearer\s+|(?:api[_-]?key|authorization)[\"']?\s*[:=]\s*[\"']?)"
+    r"(?P<label>\bbearer\s+|(?:api[_-]?key|authorization)[\"']?\s*[:=]\s*[\"']?(?:bearer\s+)?)"
     r"(?P<value>[^\s\"'&,;}]+)"
     r"|(?P<sk>\bsk-[A-Za-z0-9_\-]{4,})",
     re.IGNORECASE,
