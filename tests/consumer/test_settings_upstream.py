@@ -113,7 +113,9 @@ def test_a_logged_run_shows_no_key_and_nothing_per_delta(
     responses: Emulator, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("DASHSCOPE_API_KEY")  # the key comes per call only
-    warm_up = _logged_run(responses, 1, caplog)  # builds the client, if no test did yet
+    compat.configure(timeout=117)  # a client no other test built: its construction is logged
+    warm_up = _logged_run(responses, 1, caplog)
+    assert any(line.startswith("compat.backends.responses.upstream client for") for line in warm_up)
     small = _logged_run(responses, 2, caplog)
     large = _logged_run(responses, 200, caplog)
     ours = [line for line in large if line.startswith("compat")]
