@@ -27,3 +27,9 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+# Settings legacy code assigns in code, as on the dashscope module (``import compat as
+# dashscope; dashscope.api_key = ...``). Read at each call; None leaves the next source in force.
+api_key: str | None = None
+api_key_file_path: str | None = None
+base_http_api_url: str | None = None

@@ -1,64 +1,131 @@
-"""Settings: environment variables, overridden by ``compat.configure()``, read on every call.
+"""Settings: ``configure()``, then settings made in code, then the environment; read on every call.
 
 Reading per call (not at import) lets a program or a test switch backends between calls; the
-cost is a handful of ``os.environ`` lookups per facade call, never per stream event.
+cost is a handful of dict lookups per facade call, never per stream event.
+
+Precedence, highest first (migration_guide.md section 2 has the table):
+
+1. ``compat.configure(name=...)``;
+2. for the key, the key file and the Assistant API's base URL, what legacy code sets in code:
+   ``compat.api_key`` / ``compat.api_key_file_path`` / ``compat.base_http_api_url``, then the same
+   attributes of the real ``dashscope`` module if the program imported it (compat never imports
+   it to look). dashscope fills those attributes from the environment at its import; a value
+   equal to that import-time value (kept in ``dashscope.common.env``) is not taken for a setting
+   made in code, so the environment as it is now applies instead;
+3. the environment (``COMPAT_*``, then the ``DASHSCOPE_*`` variable dashscope reads, if any);
+4. for the key only, dashscope's ``config.toml`` and key file (``compat._keyfile``), read only
+   when a call needs a key;
+5. defaults. The Responses base URL defaults to the compatible-mode URL of the host that the
+   Assistant API's base URL names (``dashscope-intl.aliyuncs.com/api/v1`` ->
+   ``dashscope-intl.aliyuncs.com/compatible-mode/v1``), else Beijing's.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import re
+import sys
 import threading
 from dataclasses import dataclass, fields
 from typing import Any
+from urllib.parse import urlsplit
 
+from compat._keyfile import key_from_files
+from compat._log import mask_key
 from compat.errors import ConfigurationError
 
-__all__ = ["BACKENDS", "HISTORY_MODES", "Settings", "configure", "current_settings"]
+__all__ = [
+    "BACKENDS",
+    "CONNECT_TIMEOUT",
+    "DEFAULT_MAX_RETRIES",
+    "DEFAULT_RESPONSES_BASE_URL",
+    "DEFAULT_TIMEOUT",
+    "HISTORY_MODES",
+    "Settings",
+    "compatible_mode_url",
+    "configure",
+    "current_settings",
+]
 
 BACKENDS = ("responses", "assistants")
 HISTORY_MODES = ("chain", "replay")
 DEFAULT_RESPONSES_BASE_URL = "https://dashscope.aliyuncs.com/compatible-mode/v1"
+#: Seconds the Responses API may stay silent (before the first byte, or between two events)
+#: before the run fails. Generous for a slow first token, but not openai's 600 s.
+DEFAULT_TIMEOUT = 120.0
+#: Seconds to establish a connection: a host that does not answer in that time will not.
+CONNECT_TIMEOUT = 10.0
+#: dashscope's Assistant API never retried; legacy code that retries does so itself, and a
+#: retried request would multiply the timeout. ``COMPAT_MAX_RETRIES`` turns openai's on.
+DEFAULT_MAX_RETRIES = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Settings:
     """One snapshot of compat's configuration (see DESIGN's configuration table)."""
 
     backend: str = "responses"
     api_key: str | None = None
+    api_key_file_path: str | None = None
     assistants_base_url: str | None = None
     responses_base_url: str = DEFAULT_RESPONSES_BASE_URL
     store: str | None = None
     history: str = "chain"
+    #: None: compat's DEFAULT_TIMEOUT on the responses backend, dashscope's own on assistants
+    timeout: float | None = None
+    max_retries: int = DEFAULT_MAX_RETRIES
     #: how long a run's driver holds its lease without renewing it (renewed every third)
     lease_seconds: float = 15.0
     #: how long a process exiting normally waits for its non-streamed runs to finish
     exit_timeout: float = 30.0
 
+    def key(self, per_call: str | None = None) -> str | None:
+        """The key for one call: ``per_call``, else this snapshot's, else dashscope's files."""
+        return per_call or self.api_key or key_from_files(self.api_key_file_path)
 
-#: setting name -> environment variable
-_ENV = {
-    "backend": "COMPAT_BACKEND",
-    "api_key": "DASHSCOPE_API_KEY",
-    "assistants_base_url": "DASHSCOPE_HTTP_BASE_URL",
-    "responses_base_url": "COMPAT_RESPONSES_BASE_URL",
-    "store": "COMPAT_STORE",
-    "history": "COMPAT_HISTORY",
-    "lease_seconds": "COMPAT_LEASE_SECONDS",
-    "exit_timeout": "COMPAT_EXIT_TIMEOUT",
+    def __repr__(self) -> str:
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        shown["api_key"] = mask_key(self.api_key)
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
+
+#: setting name -> environment variables, the first one set wins.
+#: DASHSCOPE_TIMEOUT / DASHSCOPE_MAX_RETRIES: dashscope 2.0.2 defines both, for its 2.0 client
+#: only (``dashscope/v2/_config.py``: total timeout, default 300 s; retries, default 2); its
+#: Assistant API reads neither. compat takes them as a fallback for its own.
+_ENV: dict[str, tuple[str, ...]] = {
+    "backend": ("COMPAT_BACKEND",),
+    "api_key": ("DASHSCOPE_API_KEY",),
+    "api_key_file_path": ("DASHSCOPE_API_KEY_FILE_PATH",),
+    "assistants_base_url": ("DASHSCOPE_HTTP_BASE_URL",),
+    "responses_base_url": ("COMPAT_RESPONSES_BASE_URL",),
+    "store": ("COMPAT_STORE",),
+    "history": ("COMPAT_HISTORY",),
+    "timeout": ("COMPAT_TIMEOUT", "DASHSCOPE_TIMEOUT"),
+    "max_retries": ("COMPAT_MAX_RETRIES", "DASHSCOPE_MAX_RETRIES"),
+    "lease_seconds": ("COMPAT_LEASE_SECONDS",),
+    "exit_timeout": ("COMPAT_EXIT_TIMEOUT",),
 }
-#: settings given in seconds: the environment's text is parsed, and must be a positive number
-_SECONDS = ("lease_seconds", "exit_timeout")
+#: setting name -> the module attribute legacy code assigns (``dashscope.api_key = ...``)
+_IN_CODE = {
+    "api_key": "api_key",
+    "api_key_file_path": "api_key_file_path",
+    "assistants_base_url": "base_http_api_url",
+}
 _NAMES = frozenset(f.name for f in fields(Settings))
+_API_PATH = re.compile(r"/api/v\d+$")
 _overrides: dict[str, Any] = {}
 _lock = threading.Lock()
 
 
 def configure(**settings: Any) -> Settings:
-    """Set compat's configuration in code; it wins over the environment.
+    """Set compat's configuration in code; it wins over everything but per-call arguments.
 
-    Accepts ``backend``, ``api_key``, ``assistants_base_url``, ``responses_base_url``, ``store``,
-    ``history``, ``lease_seconds`` and ``exit_timeout``. A value of ``None`` removes that override (the environment applies again);
+    Accepts ``backend``, ``api_key``, ``api_key_file_path``, ``assistants_base_url``,
+    ``responses_base_url``, ``store``, ``history``, ``timeout`` (seconds), ``max_retries``,
+    ``lease_seconds`` and ``exit_timeout`` (seconds; see migration_guide.md 5.2.1).
+    A value of ``None`` removes that override (the lower tiers apply again);
     ``configure(reset=True)`` removes them all. Returns the settings now in force.
     """
     reset = settings.pop("reset", False)
@@ -67,57 +134,115 @@ def configure(**settings: Any) -> Settings:
         raise ConfigurationError(
             f"unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(_NAMES))}"
         )
-    for name in _SECONDS:
-        if settings.get(name) is not None:
-            settings[name] = _seconds(settings[name], f"compat.configure({name}=...)")
-    _check(Settings(**{k: v for k, v in settings.items() if v is not None}), "compat.configure()")
+    parsed = {
+        name: _parse(name, value, "compat.configure()")
+        for name, value in settings.items()
+        if value is not None
+    }
     with _lock:
         if reset:
             _overrides.clear()
-        for name, value in settings.items():
-            if value is None:
-                _overrides.pop(name, None)
+        for name in settings:
+            if name in parsed:
+                _overrides[name] = parsed[name]
             else:
-                _overrides[name] = value
-    return _resolve()
+                _overrides.pop(name, None)
+    return current_settings()
 
 
 def current_settings() -> Settings:
-    """The settings in force now: ``configure()`` overrides, else the environment, else defaults."""
-    result = _resolve()
-    _check(result, None)
-    return result
-
-
-def _resolve() -> Settings:
+    """The settings in force now (module docstring: precedence)."""
     values: dict[str, Any] = {}
     env = os.environ
-    for name, var in _ENV.items():
+    for name, variables in _ENV.items():
         if name in _overrides:
             values[name] = _overrides[name]
-        elif env.get(var):
-            values[name] = _seconds(env[var], var) if name in _SECONDS else env[var]
+            continue
+        attr = _IN_CODE.get(name)
+        if attr is not None:
+            found = _set_in_code(attr)
+            if found is not None:
+                values[name] = _parse(name, found[0], found[1])
+                continue
+        for var in variables:
+            raw = env.get(var)
+            if raw:
+                values[name] = _parse(name, raw, var)
+                break
+    if "responses_base_url" not in values and values.get("assistants_base_url"):
+        values["responses_base_url"] = compatible_mode_url(values["assistants_base_url"])
     return Settings(**values)
 
 
-def _seconds(text: Any, origin: str) -> float:
-    """A positive number of seconds, or ConfigurationError naming where it came from."""
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise ConfigurationError(f"{origin} must be a positive number of seconds, got {text!r}")
+def compatible_mode_url(http_base_url: str) -> str:
+    """The Responses base URL on the host of an Assistant-API base URL.
+
+    ``https://dashscope-intl.aliyuncs.com/api/v1`` -> ``https://dashscope-intl.aliyuncs.com
+    /compatible-mode/v1``; any other host likewise. A path in front of ``/api/v1`` (a proxy's
+    prefix) is kept; any other path is replaced.
+    """
+    parts = urlsplit(http_base_url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigurationError(
+            f"the Assistant API base URL {http_base_url!r} is not an http(s) URL, so the "
+            "Responses API URL cannot be derived from it: set COMPAT_RESPONSES_BASE_URL"
+        )
+    path = parts.path.rstrip("/")
+    prefix = _API_PATH.sub("", path) if _API_PATH.search(path) else ""
+    return f"{parts.scheme}://{parts.netloc}{prefix}/compatible-mode/v1"
+
+
+def _set_in_code(attr: str) -> tuple[Any, str] | None:
+    """``compat.<attr>``, else ``dashscope.<attr>`` if set in code, with where it was found."""
+    value = getattr(sys.modules.get("compat"), attr, None)
+    if value:
+        return value, f"compat.{attr}"
+    dashscope = sys.modules.get("dashscope")
+    value = getattr(dashscope, attr, None)
+    if not value:
+        return None
+    # dashscope.common.env holds what dashscope computed from the environment at its import.
+    imported = getattr(sys.modules.get("dashscope.common.env"), attr, None)
+    if value == imported:
+        return None
+    return value, f"dashscope.{attr}"
+
+
+def _parse(name: str, value: Any, origin: str) -> Any:
+    """``value`` as setting ``name`` holds it, or a ConfigurationError naming ``origin``."""
+    if name == "backend" and value not in BACKENDS:
+        raise ConfigurationError(
+            f"unknown backend {value!r} (from {origin}); valid choices: {', '.join(BACKENDS)}"
+        )
+    if name == "history" and value not in HISTORY_MODES:
+        raise ConfigurationError(
+            f"unknown history mode {value!r} (from {origin}); "
+            f"valid choices: {', '.join(HISTORY_MODES)}"
+        )
+    if name in ("timeout", "lease_seconds", "exit_timeout"):
+        number = _number(value, float, origin, name)
+        if not (number > 0 and math.isfinite(number)):
+            raise ConfigurationError(f"{name} must be positive seconds, got {value!r} ({origin})")
+        return number
+    if name == "max_retries":
+        count = _number(value, int, origin, "max_retries")
+        if count < 0:
+            raise ConfigurationError(f"max_retries must be 0 or more, got {value!r} ({origin})")
+        return count
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{name} must be a string, got {value!r} ({origin})")
     return value
 
 
-def _check(settings: Settings, source: str | None) -> None:
-    """Raise ConfigurationError for a backend or history mode that does not exist."""
-    for name, valid in (("backend", BACKENDS), ("history", HISTORY_MODES)):
-        value = getattr(settings, name)
-        if value not in valid:
-            origin = source or ("compat.configure()" if name in _overrides else _ENV[name])
-            label = "backend" if name == "backend" else "history mode"
-            raise ConfigurationError(
-                f"unknown {label} {value!r} (from {origin}); valid choices: {', '.join(valid)}"
-            )
+def _number(value: Any, kind: type[float] | type[int], origin: str, name: str) -> Any:
+    if isinstance(value, bool) or (isinstance(value, float) and kind is int):
+        raise ConfigurationError(f"{name} must be {kind.__name__}, got {value!r} ({origin})")
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(
+            f"{name} must be {'a number' if kind is float else 'an integer'}, "
+            f"got {value!r} ({origin})"
+        ) from None

@@ -53,7 +53,7 @@ class CallOptions:
 
     settings: Settings
     workspace: str | None = None
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # never shown: a repr may be logged
     extra: JSON = field(default_factory=dict)
 
 

@@ -95,10 +95,12 @@ class AssistantsBackend:
     ) -> Any:
         kwargs = dict(opts.extra)
         kwargs["workspace"] = opts.workspace
-        kwargs["api_key"] = opts.api_key or opts.settings.api_key
+        # compat resolves the key and the base URL as dashscope would (in code, then the
+        # environment, then dashscope's files) but on every call: dashscope reads the
+        # environment once, at its import, so an explicit value is passed each time.
+        kwargs["api_key"] = opts.settings.key(opts.api_key)
         base_url = opts.settings.assistants_base_url
         if base_url and "base_address" not in kwargs:
-            # dashscope reads DASHSCOPE_HTTP_BASE_URL once, at import; compat reads it per call.
             kwargs["base_address"] = base_url
         with _mapped_errors():
             return method(*args, **params, **kwargs)

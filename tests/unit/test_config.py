@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import compat
 from compat import backends
-from compat._config import DEFAULT_RESPONSES_BASE_URL, Settings, configure, current_settings
+from compat._config import (
+    DEFAULT_RESPONSES_BASE_URL,
+    Settings,
+    compatible_mode_url,
+    configure,
+    current_settings,
+)
+from compat.backends import CallOptions
 from compat.errors import ConfigurationError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,15 +29,30 @@ ENV_VARS = (
     "COMPAT_RESPONSES_BASE_URL",
     "COMPAT_STORE",
     "COMPAT_HISTORY",
+    "DASHSCOPE_API_KEY_FILE_PATH",
+    "COMPAT_TIMEOUT",
+    "DASHSCOPE_TIMEOUT",
+    "COMPAT_MAX_RETRIES",
+    "DASHSCOPE_MAX_RETRIES",
 )
 
 
 @pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """No compat or dashscope setting in the environment, in code or in configure()."""
     for var in ENV_VARS:
         monkeypatch.delenv(var, raising=False)
+    for attr in ("api_key", "api_key_file_path", "base_http_api_url"):
+        monkeypatch.setattr(compat, attr, None)
+    dashscope = sys.modules.get("dashscope")
+    if dashscope is not None:  # as if imported with this environment, nothing set in code
+        env = sys.modules["dashscope.common.env"]
+        for attr in ("api_key", "api_key_file_path", "base_http_api_url"):
+            monkeypatch.setattr(dashscope, attr, getattr(env, attr))
     configure(reset=True)
     yield monkeypatch
+    for var in ENV_VARS:  # an invalid value a test set must not fail the reset
+        monkeypatch.delenv(var, raising=False)
     configure(reset=True)
 
 
@@ -37,10 +60,13 @@ def test_defaults_without_environment(clean_env: pytest.MonkeyPatch) -> None:
     assert current_settings() == Settings(
         backend="responses",
         api_key=None,
+        api_key_file_path=None,
         assistants_base_url=None,
         responses_base_url=DEFAULT_RESPONSES_BASE_URL,
         store=None,
         history="chain",
+        timeout=None,
+        max_retries=0,
     )
 
 
@@ -51,13 +77,19 @@ def test_environment_is_read_on_every_call(clean_env: pytest.MonkeyPatch) -> Non
     clean_env.setenv("COMPAT_RESPONSES_BASE_URL", "http://127.0.0.1:1/compatible-mode/v1")
     clean_env.setenv("COMPAT_STORE", "memory")
     clean_env.setenv("COMPAT_HISTORY", "replay")
+    clean_env.setenv("DASHSCOPE_API_KEY_FILE_PATH", "/keys/ds")
+    clean_env.setenv("COMPAT_TIMEOUT", "7.5")
+    clean_env.setenv("COMPAT_MAX_RETRIES", "2")
     assert current_settings() == Settings(
         backend="assistants",
         api_key="sk-1",
+        api_key_file_path="/keys/ds",
         assistants_base_url="http://127.0.0.1:1/api/v1",
         responses_base_url="http://127.0.0.1:1/compatible-mode/v1",
         store="memory",
         history="replay",
+        timeout=7.5,
+        max_retries=2,
     )
     clean_env.setenv("COMPAT_BACKEND", "responses")
     assert current_settings().backend == "responses"
@@ -135,3 +167,167 @@ def test_backend_instances_are_built_once_per_name(clean_env: pytest.MonkeyPatch
     settings = configure(backend="assistants")
     assert backends.get_backend(settings) is backends.get_backend(settings)
     assert backends.get_backend(settings).name == "assistants"
+
+
+# -- the Responses base URL follows the Assistant API's region --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("http_base_url", "responses_base_url"),
+    [
+        ("https://dashscope.aliyuncs.com/api/v1", DEFAULT_RESPONSES_BASE_URL),
+        (
+            "https://dashscope-intl.aliyuncs.com/api/v1",
+            "https://dashscope-intl.aliyuncs.com/compatible-mode/v1",
+        ),
+        (
+            "https://dashscope-us.aliyuncs.com/api/v1/",
+            "https://dashscope-us.aliyuncs.com/compatible-mode/v1",
+        ),
+        (
+            "https://ws123.ap-southeast-1.maas.aliyuncs.com/api/v1",
+            "https://ws123.ap-southeast-1.maas.aliyuncs.com/compatible-mode/v1",
+        ),
+        ("http://127.0.0.1:8080/api/v1", "http://127.0.0.1:8080/compatible-mode/v1"),
+        ("https://gw.example.com/ds/api/v1", "https://gw.example.com/ds/compatible-mode/v1"),
+        ("https://gw.example.com", "https://gw.example.com/compatible-mode/v1"),
+        ("https://gw.example.com/other", "https://gw.example.com/compatible-mode/v1"),
+    ],
+)
+def test_compatible_mode_url_of_each_host(http_base_url: str, responses_base_url: str) -> None:
+    assert compatible_mode_url(http_base_url) == responses_base_url
+
+
+def test_a_base_url_that_is_no_url_is_a_clear_error(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("DASHSCOPE_HTTP_BASE_URL", "dashscope-intl.aliyuncs.com/api/v1")
+    with pytest.raises(ConfigurationError, match="set COMPAT_RESPONSES_BASE_URL"):
+        current_settings()
+    clean_env.setenv("COMPAT_RESPONSES_BASE_URL", "https://dashscope-intl.aliyuncs.com/x/v1")
+    assert current_settings().responses_base_url == "https://dashscope-intl.aliyuncs.com/x/v1"
+
+
+def test_international_base_url_in_the_environment_moves_the_responses_url(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    clean_env.setenv("DASHSCOPE_HTTP_BASE_URL", "https://dashscope-intl.aliyuncs.com/api/v1")
+    settings = current_settings()
+    assert settings.assistants_base_url == "https://dashscope-intl.aliyuncs.com/api/v1"
+    assert settings.responses_base_url == "https://dashscope-intl.aliyuncs.com/compatible-mode/v1"
+    clean_env.setenv("COMPAT_RESPONSES_BASE_URL", "https://proxy.example/compatible-mode/v1")
+    assert current_settings().responses_base_url == "https://proxy.example/compatible-mode/v1"
+    configure(responses_base_url="https://cfg.example/compatible-mode/v1")
+    assert current_settings().responses_base_url == "https://cfg.example/compatible-mode/v1"
+
+
+def test_compat_module_attributes_set_in_code_win_over_the_environment(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    clean_env.setenv("DASHSCOPE_API_KEY", "sk-env")
+    clean_env.setenv("DASHSCOPE_HTTP_BASE_URL", "https://dashscope.aliyuncs.com/api/v1")
+    clean_env.setenv("DASHSCOPE_API_KEY_FILE_PATH", "/env/key")
+    compat.api_key = "sk-code"
+    compat.base_http_api_url = "https://dashscope-intl.aliyuncs.com/api/v1"
+    compat.api_key_file_path = "/code/key"
+    settings = current_settings()
+    assert settings.api_key == "sk-code"
+    assert settings.api_key_file_path == "/code/key"
+    assert settings.assistants_base_url == "https://dashscope-intl.aliyuncs.com/api/v1"
+    assert settings.responses_base_url == "https://dashscope-intl.aliyuncs.com/compatible-mode/v1"
+    # configure() wins over in-code attributes; None hands back to them
+    assert configure(api_key="sk-configured").api_key == "sk-configured"
+    assert configure(api_key=None).api_key == "sk-code"
+    compat.api_key = None
+    assert current_settings().api_key == "sk-env"
+
+
+def test_dashscope_attributes_count_only_when_set_in_code(clean_env: pytest.MonkeyPatch) -> None:
+    dashscope = pytest.importorskip("dashscope")
+    env = sys.modules["dashscope.common.env"]
+    # dashscope imported while DASHSCOPE_API_KEY was sk-old: its import-time copy is no setting
+    # made in code, so the environment as it is now applies.
+    clean_env.setattr(env, "api_key", "sk-old")
+    clean_env.setattr(dashscope, "api_key", "sk-old")
+    clean_env.setattr(env, "base_http_api_url", "https://dashscope.aliyuncs.com/api/v1")
+    clean_env.setattr(dashscope, "base_http_api_url", "https://dashscope.aliyuncs.com/api/v1")
+    clean_env.setenv("DASHSCOPE_API_KEY", "sk-now")
+    clean_env.setenv("DASHSCOPE_HTTP_BASE_URL", "http://127.0.0.1:9/api/v1")
+    settings = current_settings()
+    assert (settings.api_key, settings.assistants_base_url) == (
+        "sk-now",
+        "http://127.0.0.1:9/api/v1",
+    )
+    # set in code (dashscope.set_region() assigns base_http_api_url the same way): it wins
+    clean_env.setattr(dashscope, "api_key", "sk-code")
+    clean_env.setattr(dashscope, "base_http_api_url", "https://dashscope-intl.aliyuncs.com/api/v1")
+    clean_env.setattr(dashscope, "api_key_file_path", "/code/key")
+    settings = current_settings()
+    assert settings.api_key == "sk-code"
+    assert settings.api_key_file_path == "/code/key"
+    assert settings.assistants_base_url == "https://dashscope-intl.aliyuncs.com/api/v1"
+    assert settings.responses_base_url == "https://dashscope-intl.aliyuncs.com/compatible-mode/v1"
+    # compat's own attribute is the more specific of the two
+    compat.api_key = "sk-compat"
+    assert current_settings().api_key == "sk-compat"
+
+
+# -- timeouts and retries ----------------------------------------------------------------------
+
+
+def test_timeout_and_retries_fall_back_to_dashscopes_variables(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    clean_env.setenv("DASHSCOPE_TIMEOUT", "30")
+    clean_env.setenv("DASHSCOPE_MAX_RETRIES", "3")
+    assert (current_settings().timeout, current_settings().max_retries) == (30.0, 3)
+    clean_env.setenv("COMPAT_TIMEOUT", "12.5")
+    clean_env.setenv("COMPAT_MAX_RETRIES", "0")
+    assert (current_settings().timeout, current_settings().max_retries) == (12.5, 0)
+    settings = configure(timeout=5, max_retries=1)
+    assert (settings.timeout, settings.max_retries) == (5.0, 1)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("COMPAT_TIMEOUT", "soon", "timeout must be a number, got 'soon' (COMPAT_TIMEOUT)"),
+        ("COMPAT_TIMEOUT", "0", "timeout must be positive seconds, got '0' (COMPAT_TIMEOUT)"),
+        ("DASHSCOPE_TIMEOUT", "inf", "timeout must be positive seconds, got 'inf'"),
+        ("COMPAT_MAX_RETRIES", "1.5", "max_retries must be an integer, got '1.5'"),
+        ("DASHSCOPE_MAX_RETRIES", "-1", "max_retries must be 0 or more, got '-1'"),
+    ],
+)
+def test_bad_timeout_or_retries_name_their_source(
+    clean_env: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    clean_env.setenv(variable, value)
+    with pytest.raises(ConfigurationError) as info:
+        current_settings()
+    assert message in str(info.value)
+    assert variable in str(info.value)
+
+
+def test_bad_values_given_to_configure_change_nothing(clean_env: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigurationError, match=r"max_retries must be int, got 1.0 \(compat"):
+        configure(store="memory", max_retries=1.0)
+    with pytest.raises(ConfigurationError, match="timeout must be positive"):
+        configure(timeout=-1)
+    with pytest.raises(ConfigurationError, match="api_key must be a string"):
+        configure(api_key=123)
+    assert current_settings() == Settings()
+
+
+# -- the key is never shown ------------------------------------------------------------------
+
+
+def test_reprs_mask_the_key(clean_env: pytest.MonkeyPatch) -> None:
+    key = "sk-0123456789abcdef0123"
+    settings = configure(api_key=key)
+    shown = repr(settings)
+    assert key not in shown
+    assert "api_key='sk-…0123'" in shown
+    assert "backend='responses'" in shown
+    options = CallOptions(settings, workspace="ws", api_key="sk-percall-0123456789", extra={})
+    assert "0123456789" not in repr(options)
+    assert key not in repr(options)
+    assert repr(configure(api_key="short")).count("api_key='***'") == 1
+    assert "api_key=None" in repr(Settings())

@@ -25,6 +25,7 @@ from typing import Any
 from compat import _objects as o
 from compat import lifecycle
 from compat._ids import new_id, now_ms
+from compat._log import logger, once, redact
 from compat.backends import JSON, CallOptions, Reply, error_stream
 from compat.backends.responses import request as rq
 from compat.backends.responses.history import History, Input
@@ -50,6 +51,8 @@ from compat.store import Record, RunGone, Store, Tx, transition
 from compat.types import ThreadMessageDelta, convert_stream_item
 
 __all__ = ["RunExecutor"]
+
+_log = logger(__name__)
 
 #: The statuses ``Runs.wait`` returns at (requires_action included: the user must act).
 _FINAL = lifecycle.TERMINAL | {"requires_action"}
@@ -178,12 +181,27 @@ class RunExecutor:
                 }
                 refusal = claim_thread(tx, thread, run, meta)
         if refusal is not None:
+            _log.info("run refused on thread %s: %s", thread_id, refusal)
             return refuse(_error("InvalidParameter", refusal))
+        _log.info(
+            "run %s started on thread %s: model=%s stream=%s history=%s",
+            run["id"],
+            thread_id,
+            run["model"],
+            stream,
+            opts.settings.history,
+        )
         try:
             job = self._open(run, params, opts)
         except BaseException as exc:
             self._withdraw(run)
             if isinstance(exc, UpstreamHTTPError):
+                _log.info(
+                    "run %s refused upstream: HTTP %s %s",
+                    run["id"],
+                    exc.status_code,
+                    exc.error.get("code"),
+                )
                 return refuse(exc.error)
             if isinstance(exc, UpstreamBroken):
                 return refuse(_broken_error(exc))
@@ -260,6 +278,12 @@ class RunExecutor:
                 if sent.previous is None or not _lost_previous_response(exc):
                     raise
                 # The chained response expired or is unknown upstream: resend the thread instead.
+                _log.info(
+                    "run %s: previous response %s is gone upstream (%s); resending the thread",
+                    run["id"],
+                    sent.previous,
+                    exc.error.get("code"),
+                )
                 sent = job.history = history.replay_input(continuation)
                 job.upstream = upstream.stream(request_for(sent), timeout)
         except BaseException:
@@ -402,6 +426,14 @@ class RunExecutor:
         trigger = _OUTCOME_MOVES.get(run["status"])
         if trigger is None:  # nothing settled (a double close): nothing to store
             return out
+        error = run.get("last_error")
+        _log.info(
+            "run %s %s%s", run["id"], run["status"], f": {redact(str(error))}" if error else ""
+        )
+        for kind in t.unknown_events:
+            once(_log, "event", kind, "ignored unknown Responses event type %r", kind)
+        for kind in t.unknown_items:
+            once(_log, "item", kind, "ignored unknown Responses output item type %r", kind)
         if run["status"] == "requires_action":
             run["expires_at"] = now_ms() + REQUIRES_ACTION_SECONDS * 1000
         response_ids = [t.response_id] if t.response_id else []

@@ -3,23 +3,30 @@
 The ``openai`` client supplies the base URL, auth, retries (connect errors, 408/409/429/5xx) and
 HTTP error classes; the event bytes are read raw and parsed by ``sse.iter_sse_json``, because
 building an openai model object per event costs ~20x the parse.
+
+``openai`` and ``httpx2`` are imported when the first client is built (or an error mapped), not
+with this module: the responses backend imports it for local calls too, which need no network.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import os
 import socket
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx2
-import openai
-
-from compat._config import Settings
+from compat._config import CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Settings
+from compat._log import logger, redact
 from compat.backends.responses.sse import InvalidEvent, iter_sse_json
 from compat.errors import AuthenticationError, ConfigurationError
+
+if TYPE_CHECKING:
+    import httpx2
+    import openai
 
 __all__ = [
     "Upstream",
@@ -31,6 +38,7 @@ __all__ = [
 ]
 
 JSON = dict[str, Any]
+_log = logger(__name__)
 
 
 class UpstreamHTTPError(Exception):
@@ -69,6 +77,9 @@ def _status_error(exc: openai.APIStatusError) -> JSON:
 @contextlib.contextmanager
 def mapped_errors() -> Iterator[None]:
     """Map openai / httpx2 failures to compat's, most specific first."""
+    import httpx2
+    import openai
+
     try:
         yield
     except openai.APIStatusError as exc:
@@ -149,18 +160,42 @@ class UpstreamStream:
 
 
 class Upstream:
-    """An openai client bound to one base URL and key."""
+    """An openai client bound to one base URL and key, with compat's timeouts and retries."""
 
-    def __init__(self, base_url: str, api_key: str) -> None:
-        self.client = openai.OpenAI(base_url=base_url, api_key=api_key)
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_retries: int = 0,
+    ) -> None:
+        import openai
+
+        self.base_url = base_url
+        self.client = openai.OpenAI(
+            base_url=base_url,
+            api_key=api_key,
+            timeout=_timeout(timeout),
+            max_retries=max_retries,
+            http_client=openai.DefaultHttpxClient(event_hooks={"request": [_on_attempt]}),
+        )
+        _log.debug(
+            "client for %s: timeout %ss (connect %ss), max_retries %d",
+            redact(base_url),
+            timeout,
+            min(CONNECT_TIMEOUT, timeout),
+            max_retries,
+        )
 
     def stream(self, request: JSON, timeout: float | None = None) -> UpstreamStream:
         """``responses.create(stream=True, **request)``; ``UpstreamHTTPError`` on HTTP errors.
 
         ``timeout`` (seconds, dashscope's ``request_timeout``) bounds the wait for each read;
-        without it the openai client's default applies.
+        without it the client's (``COMPAT_TIMEOUT``) applies.
         """
-        options: JSON = {} if timeout is None else {"timeout": timeout}
+        if _log.isEnabledFor(logging.DEBUG):
+            _log_request(self.base_url, request, timeout)
+        options: JSON = {} if timeout is None else {"timeout": _timeout(timeout)}
         manager = self.client.responses.with_streaming_response.create(
             stream=True, **request, **options
         )
@@ -169,21 +204,74 @@ class Upstream:
         return UpstreamStream(response, manager)
 
 
-_clients: dict[tuple[str, str], Upstream] = {}
+def _timeout(seconds: float) -> httpx2.Timeout:
+    """Up to ``seconds`` between bytes; a connection needs no longer than CONNECT_TIMEOUT."""
+    import httpx2
+
+    return httpx2.Timeout(seconds, connect=min(CONNECT_TIMEOUT, seconds))
+
+
+def _on_attempt(request: httpx2.Request) -> None:
+    """httpx2 request hook: log openai's retries (each attempt carries its retry count)."""
+    retry = request.headers.get("x-stainless-retry-count", "0")
+    if retry != "0":
+        _log.info("retrying the Responses request (retry %s): %s", retry, redact(str(request.url)))
+
+
+def _log_request(base_url: str, request: JSON, timeout: float | None) -> None:
+    """One line per upstream request: where, which model, how the history is sent, sizes."""
+    items = request.get("input")
+    chained = request.get("previous_response_id") is not None
+    _log.debug(
+        "POST %s/responses model=%s history=%s input_items=%d tools=%d instructions_chars=%d%s",
+        redact(base_url.rstrip("/")),
+        request.get("model"),
+        "chained" if chained else "full",
+        len(items) if isinstance(items, list) else int(items is not None),
+        len(request.get("tools") or ()),
+        len(request.get("instructions") or ""),
+        "" if timeout is None else f" request_timeout={timeout}s",
+    )
+
+
+_clients: dict[tuple[str, str, float, int], Upstream] = {}
 _lock = threading.Lock()
 
 
 def upstream_for(settings: Settings, api_key: str | None) -> Upstream:
-    """The shared client for this base URL and key (clients hold connection pools)."""
-    key = api_key or settings.api_key
+    """The shared client for these settings and key (clients hold connection pools)."""
+    key = settings.key(api_key)
     if not key:
         raise AuthenticationError(
-            "No api key provided: pass api_key=..., set DASHSCOPE_API_KEY, "
-            "or call compat.configure(api_key=...)"
+            "No api key provided: pass api_key=..., call compat.configure(api_key=...), set "
+            "compat.api_key or DASHSCOPE_API_KEY, or store it in ~/.dashscope/api_key "
+            "(or the file DASHSCOPE_API_KEY_FILE_PATH names)"
         )
-    cache_key = (settings.responses_base_url, key)
+    timeout = settings.timeout or DEFAULT_TIMEOUT
+    cache_key = (settings.responses_base_url, key, timeout, settings.max_retries)
     with _lock:
         client = _clients.get(cache_key)
         if client is None:
-            client = _clients[cache_key] = Upstream(settings.responses_base_url, key)
+            client = _clients[cache_key] = Upstream(
+                settings.responses_base_url, key, timeout, settings.max_retries
+            )
     return client
+
+
+_inherited: list[Upstream] = []
+
+
+def _after_fork_in_child() -> None:
+    """A forked child opens its own connections: the parent's pooled sockets stay the parent's.
+
+    The inherited clients are kept referenced and never closed: closing one would shut sockets
+    the parent is still reading.
+    """
+    global _lock
+    _lock = threading.Lock()
+    _inherited.extend(_clients.values())
+    _clients.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
