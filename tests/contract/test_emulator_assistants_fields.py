@@ -1,7 +1,7 @@
 """Everything the emulator's Assistant side sends, as the real dashscope SDK parses it.
 
 Every object and stream event of every scenario kind is checked for every field the reference
-(/work/shared/reference/assistant-api.md §2, §3, §4) lists for its type, and for the SDK class
+(the project's notes, assistant-api.md §2, §3, §4) lists for its type, and for the SDK class
 it must become: a field missing on the wire is an ``AttributeError`` in legacy code.
 """
 
