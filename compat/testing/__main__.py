@@ -31,8 +31,9 @@ __all__ = ["main"]
 _EPILOG = """\
 scenarios (each next run plays the next one queued; then the default reply):
   text:TEXT                       the model answers TEXT
-  function:NAME[:ARGUMENTS_JSON]  the model calls NAME; after the tool output is submitted it
-                                  answers "The tool returned: <output>"
+  function:NAME[:ARGS_JSON[:ANSWER]]
+                                  the model calls NAME; after the tool output is submitted it
+                                  answers ANSWER (default: "The tool returned: <output>")
   code:CODE                       an explanation, a code_interpreter run of CODE (no output)
   search:QUERY                    a web search (quark_search) for QUERY, then an answer
   failure:CODE:MESSAGE            the run fails with CODE and MESSAGE

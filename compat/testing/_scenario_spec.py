@@ -19,8 +19,9 @@ output ("The tool returned: ..."); ``code``'s ``output`` to ``""`` and its ``exp
 "Let me run some code."; ``search``'s ``results`` to ``[]`` and its ``answer`` to "Here is what I
 found.". ``failure`` needs ``message``.
 
-On the command line, ``KIND:VALUE`` is the short form (``text:Hello``, ``function:NAME`` or
-``function:NAME:ARGUMENTS_JSON``, ``code:CODE``, ``search:QUERY``, ``failure:CODE:MESSAGE``), and
+On the command line, ``KIND:VALUE`` is the short form (``text:Hello``, ``function:NAME``,
+``function:NAME:ARGUMENTS_JSON`` or ``function:NAME:ARGUMENTS_JSON:ANSWER``, ``code:CODE``,
+``search:QUERY``, ``failure:CODE:MESSAGE``), and
 a value starting with ``{`` is the JSON object itself. A file holds one JSON object, a JSON array
 of them, or JSON lines (one object per line; blank lines and ``#`` comments are skipped).
 """
@@ -148,17 +149,32 @@ def parse_option(value: str) -> Scenario:
             f"{value!r}: expected KIND:VALUE with KIND one of {', '.join(KINDS)}, or a JSON object"
         )
     if kind == "function":
-        name, _, arguments = rest.partition(":")
-        spec: JSON = {"function": name}
-        if arguments:
-            spec["arguments"] = _loads(arguments, f"the arguments of {name!r}")
-        return scenario_from(spec)
+        return scenario_from(_function_option(rest))
     if kind == "failure":
         code, sep, message = rest.partition(":")
         if not sep:
             raise ScenarioSpecError(f"{value!r}: expected failure:CODE:MESSAGE")
         return scenario_from({"failure": code, "message": message})
     return scenario_from({kind: rest})
+
+
+def _function_option(rest: str) -> JSON:
+    """``NAME``, ``NAME:ARGUMENTS_JSON`` or ``NAME:ARGUMENTS_JSON:ANSWER`` (the answer may hold
+    colons: the JSON's own end marks where it starts)."""
+    name, sep, tail = rest.partition(":")
+    spec: JSON = {"function": name}
+    if not sep:
+        return spec
+    try:
+        spec["arguments"], end = json.JSONDecoder().raw_decode(tail)
+    except ValueError as exc:
+        raise ScenarioSpecError(f"the arguments of {name!r} are not valid JSON: {exc}") from exc
+    after = tail[end:]
+    if after:
+        if not after.startswith(":"):
+            raise ScenarioSpecError(f"expected function:{name}:ARGUMENTS_JSON[:ANSWER]")
+        spec["then"] = after[1:]
+    return spec
 
 
 def parse_file(text: str, name: str) -> list[Scenario]:

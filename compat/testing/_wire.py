@@ -2,8 +2,9 @@
 
 The emulator is the oracle of compat's parity tests, so it must not share compat's object
 builders (``compat._objects``): a field wrong there would be wrong on both sides and no test
-would notice. Everything here follows /work/shared/reference/assistant-api.md (§2 types, §3
-stream payloads, §4 bodies and errors) and nothing in compat.
+would notice. Everything here is written from the documented wire format: DashScope's docs and
+the dashscope SDK's types, as the project's reference notes (assistant-api.md: §2 types, §3
+stream payloads, §4 bodies and errors, §6 the example stream) record them, and nothing in compat.
 
 Rule 1: every field the reference lists for a type is present, ``None`` when it has no value
 (dashscope turns some absent keys into ``AttributeError`` on read). Rule 2: pure, ids and

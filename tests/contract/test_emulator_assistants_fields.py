@@ -1,7 +1,7 @@
 """Everything the emulator's Assistant side sends, as the real dashscope SDK parses it.
 
 Every object and stream event of every scenario kind is checked for every field the reference
-(/work/shared/reference/assistant-api.md §2, §3, §4) lists for its type, and for the SDK class
+(the project's notes, assistant-api.md §2, §3, §4) lists for its type, and for the SDK class
 it must become: a field missing on the wire is an ``AttributeError`` in legacy code.
 """
 
@@ -284,7 +284,8 @@ def test_every_object_call_returns_the_reference_fields(emu: Emulator) -> None:
     message = Messages.create(thread.id, content="More", metadata={"n": "1"})
     emu.queue(Scenario.function_call("f", {}))
     run = Runs.create(thread.id, assistant_id=assistant.id, metadata={"r": "1"})
-    Runs.wait(run.id, thread_id=thread.id, timeout_seconds=5)
+    for _ in range(2):  # each retrieve moves it one state at least: then requires_action
+        Runs.retrieve(run.id, thread_id=thread.id)
     objects = {
         "assistant": assistant,
         "assistant.retrieve": Assistants.retrieve(assistant.id),
@@ -302,8 +303,19 @@ def test_every_object_call_returns_the_reference_fields(emu: Emulator) -> None:
         "run.update": Runs.update(run.id, thread_id=thread.id, metadata={"r": "2"}),
         "run.list": Runs.list(thread.id),
         "step.list": Steps.list(run.id, thread_id=thread.id),
-        "run.cancel": Runs.cancel(run.id, thread_id=thread.id),
+        "run.cancel": Runs.cancel(run.id, thread_id=thread.id),  # requires_action: no timer
     }
+    emu.queue(Scenario.function_call("f", {}))
+    other = Runs.create_thread_and_run(assistant_id=assistant.id, thread={})
+    objects["run.create_thread_and_run"] = other
+    for _ in range(2):
+        waiting_too = Runs.retrieve(other.id, thread_id=other.thread_id)
+    [call] = waiting_too.required_action.submit_tool_outputs.tool_calls
+    objects["run.submit_tool_outputs"] = Runs.submit_tool_outputs(
+        waiting_too.id,
+        thread_id=waiting_too.thread_id,
+        tool_outputs=[{"tool_call_id": call.id, "output": "x"}],
+    )
     objects["assistant.delete"] = Assistants.delete(assistant.id)
     objects["thread.delete"] = Threads.delete(thread.id)
     assert {name: gaps(obj, name) for name, obj in objects.items() if gaps(obj, name)} == {}

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from compat.testing import Emulator
+from compat.testing import Emulator, Scenario
+from compat.testing._scenario_spec import ScenarioSpecError, parse_file, parse_option
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = Path(__file__).with_name("cli_program.py")
@@ -144,7 +145,8 @@ def test_scenario_options_and_files_queue_in_command_line_order(tmp_path: Path) 
     [
         ("--scenario=bogus:x", "expected KIND:VALUE with KIND one of text, function"),
         ("--scenario=failure:server_error", "expected failure:CODE:MESSAGE"),
-        ("--scenario=function:f:{not json", "the arguments of 'f' is not valid JSON"),
+        ("--scenario=function:f:{not json", "the arguments of 'f' are not valid JSON"),
+        ('--scenario=function:f:{"a": 1}x', "expected function:f:ARGUMENTS_JSON[:ANSWER]"),
         ('--scenario={"text": "a", "code": "b"}', "exactly one of the keys"),
         ('--scenario={"text": "a", "colour": "red"}', "unknown key(s) ['colour']"),
         ('--scenario={"failure": "c", "message": "m", "mode": "nope"}', "Failure mode must be"),
@@ -187,3 +189,53 @@ def test_the_fixture_defaults_compat_store_to_memory(
 
 def test_the_fixture_keeps_a_store_the_user_set(own_store: str, compat_emulator: Emulator) -> None:
     assert os.environ["COMPAT_STORE"] == own_store
+
+
+# --- the scenario vocabulary, in process ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        ("text:Hi: there", Scenario.text("Hi: there")),
+        ("function:get_weather", Scenario.function_call("get_weather", {}, then=None)),
+        (
+            'function:get_weather:{"city": "Paris"}',
+            Scenario.function_call("get_weather", {"city": "Paris"}, then=None),
+        ),
+        (
+            'function:get_weather:{"city": "Paris"}:It is 22C: warm.',
+            Scenario.function_call("get_weather", {"city": "Paris"}, then="It is 22C: warm."),
+        ),
+        (
+            "code:for i in range(2): print(i)",
+            Scenario.code("for i in range(2): print(i)", "", "Let me run some code."),
+        ),
+        ("search:weather", Scenario.search("weather", [], "Here is what I found.")),
+        (
+            "failure:server_error:Down: try later",
+            Scenario.failure("server_error", "Down: try later"),
+        ),
+        (
+            '{"failure": "InternalError", "message": "m", "mode": "http_error", "status": 500,'
+            ' "times": 3}',
+            Scenario.failure("InternalError", "m", mode="http_error", status=500, times=3),
+        ),
+        ('{"text": "a b", "pace": 0.5}', Scenario.text("a b").paced(0.5)),
+    ],
+)
+def test_a_scenario_option_builds_the_scenario_its_constructor_would(
+    option: str, expected: Scenario
+) -> None:
+    assert parse_option(option) == expected
+
+
+def test_a_scenario_file_is_an_object_an_array_or_json_lines() -> None:
+    one = '{"text": "a"}'
+    assert parse_file(one, "f") == [Scenario.text("a")]
+    assert parse_file(f"[{one}, {one}]", "f") == [Scenario.text("a")] * 2
+    assert parse_file(f"# c\n{one}\n\n{one}\n", "f") == [Scenario.text("a")] * 2
+    with pytest.raises(ScenarioSpecError, match="f, scenario 2: unknown key"):
+        parse_file(f'[{one}, {{"text": "b", "x": 1}}]', "f")
+    with pytest.raises(ScenarioSpecError, match="f line 2 is not valid JSON"):
+        parse_file(f"{one}\n{{oops\n", "f")

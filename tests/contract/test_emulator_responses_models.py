@@ -164,9 +164,8 @@ def test_every_streamed_event_is_a_valid_sdk_event(
 
 
 @pytest.mark.parametrize("flavor", FLAVORS)
-@pytest.mark.parametrize(
-    "kind", ["text", "reasoning", "code", "search", "function", "everything", "run_failed"]
-)
+# truncate breaks the JSON body itself (half of it, then the connection closes).
+@pytest.mark.parametrize("kind", [kind for kind in SCENARIOS if kind != "truncate"])
 def test_every_non_streamed_response_is_a_valid_sdk_response(
     compat_emulator: Emulator, flavor: str, kind: str
 ) -> None:
