@@ -8,6 +8,7 @@ a local variable that happens to be called ``dashscope`` resolves to nothing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TypeAlias
@@ -28,6 +29,8 @@ from libcst.metadata import (
 from compat.migrate.rules import DYNAMIC_IMPORTERS, MODULES, Keep, Move, lookup
 
 __all__ = ["Analyzer", "Note", "Plan", "dotted_name"]
+
+_DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 
 AnyImport: TypeAlias = cst.Import | cst.ImportFrom
 
@@ -104,6 +107,8 @@ class Analyzer(cst.CSTVisitor):
         self._used: dict[AnyImport, set[cst.ImportAlias]] = {}  # bindings rewrites went through
         self._planned: set[tuple[Scope, str]] = set()
         self._statement_of: dict[AnyImport, cst.SimpleStatementLine | None] = {}
+        #: (import, local name, what it names): dashscope modules bound by an import
+        self._bindings: list[tuple[AnyImport, str, str]] = []
 
     # -- helpers
 
@@ -156,6 +161,9 @@ class Analyzer(cst.CSTVisitor):
             elif isinstance(verdict, Keep):
                 self._note(alias, verdict.rule, _keep_message(module, name, verdict))
             groups.append((verdict.to if isinstance(verdict, Move) else None, alias))
+            if verdict is None:
+                local = alias.asname.name if alias.asname is not None else alias.name
+                self._bindings.append((node, dotted_name(local) or "", f"{module}.{name}"))
         if moved:
             self.plan.from_imports[node] = groups
             for (rule, to), names in sorted(moved.items()):
@@ -163,6 +171,11 @@ class Analyzer(cst.CSTVisitor):
         return False
 
     def visit_Import(self, node: cst.Import) -> bool:
+        for alias in node.names:
+            imported = dotted_name(alias.name) or ""
+            if imported.split(".")[0] == "dashscope":
+                local = alias.asname.name if alias.asname is not None else alias.name
+                self._bindings.append((node, dotted_name(local) or "", imported))
         return False
 
     # -- expressions
@@ -266,7 +279,39 @@ class Analyzer(cst.CSTVisitor):
         for anchor, aliases in self._used.items():
             for alias in aliases:
                 self._consider_removal(anchor, alias)
+        self._note_string_annotations()
         self.plan.notes.sort()
+
+    def _note_string_annotations(self) -> None:
+        """MIG107 for ``"dashscope.threads.thread_types.Run"``-like annotations (kept as is)."""
+        seen: set[tuple[cst.CSTNode, str]] = set()
+        for statement, local, imported in self._bindings:
+            scope = self.get_metadata(ScopeProvider, statement, None)
+            if scope is None:
+                continue
+            head = local.split(".")[0]
+            strings = {
+                access.node
+                for assignment in scope.assignments
+                if isinstance(assignment, ImportAssignment) and assignment.node is statement
+                if assignment.name.split(".")[0] == head
+                for access in assignment.references
+                if isinstance(access.node, cst.SimpleString)
+            }
+            for string in strings:
+                text = string.evaluated_value
+                for word in _DOTTED.findall(text if isinstance(text, str) else ""):
+                    if word != local and not word.startswith(local + "."):
+                        continue
+                    module, _, name = (imported + word[len(local) :]).rpartition(".")
+                    verdict = lookup(module, name, module_style=True)
+                    if verdict is None or (string, word) in seen:
+                        continue
+                    seen.add((string, word))
+                    hint = f"use {verdict.to}.{name}" if isinstance(verdict, Move) else "keep"
+                    self._note(
+                        string, "MIG107", f"string annotation {word!r}: not rewritten; {hint}"
+                    )
 
     def _consider_removal(self, anchor: AnyImport, alias: cst.ImportAlias) -> None:
         scope = self.get_metadata(ScopeProvider, anchor)
@@ -284,9 +329,6 @@ class Analyzer(cst.CSTVisitor):
             or assignment.name.startswith(bound + ".")
             for access in assignment.references
         }
-        strings = [n for n in references if isinstance(n, cst.BaseString)]
-        for node in sorted(strings, key=self._line):
-            self._note(node, "MIG107", "string annotation names a dashscope object: not rewritten")
         if not references or not references <= self._consumed:
             return
         if not self._removable(anchor, alias):

@@ -114,7 +114,9 @@ class Applier(cst.CSTTransformer):
             statements.append(_with_aliases(moved, by_target[target], new.names))
         if None in by_target:
             statements.append(_with_aliases(new, by_target[None], new.names))
-        return statements
+        # A comment after "(" belongs to the statement: it stays with the first one, like the
+        # comment at the end of the line.
+        return statements[:1] + [_without_opening_comment(s) for s in statements[1:]]
 
 
 def _with_aliases(
@@ -175,3 +177,13 @@ def _place(
 
 def _place_comma(template: cst.Comma, trailer: Trailer) -> cst.Comma:
     return template.with_changes(whitespace_after=_place(template.whitespace_after, trailer))
+
+
+def _without_opening_comment(node: AnyImport) -> AnyImport:
+    if not isinstance(node, cst.ImportFrom) or node.lpar is None:
+        return node
+    whitespace = node.lpar.whitespace_after
+    if not isinstance(whitespace, cst.ParenthesizedWhitespace):
+        return node
+    clean = whitespace.with_changes(first_line=cst.TrailingWhitespace())
+    return node.with_changes(lpar=node.lpar.with_changes(whitespace_after=clean))

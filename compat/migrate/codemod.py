@@ -10,6 +10,7 @@ one, and no rule matches a compat name.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import libcst as cst
@@ -20,6 +21,8 @@ from compat.migrate._apply import Applier
 from compat.migrate.rules import RULES
 
 __all__ = ["RULES", "Migration", "MigrationSyntaxError", "Note", "migrate_source"]
+
+_POSITION = re.compile(r"^error at \d+:\d+: ")
 
 
 class MigrationSyntaxError(ValueError):
@@ -53,7 +56,9 @@ def migrate_source(source: str | bytes) -> Migration:
     try:
         module = cst.parse_module(source)
     except cst.ParserSyntaxError as exc:
-        message = exc.message.removeprefix("parser error: ")
+        # libcst's message starts with a position of its own ("error at 5:0: ..."), which can
+        # differ from editor_line; report one position only.
+        message = _POSITION.sub("", exc.message.removeprefix("parser error: "))
         raise MigrationSyntaxError(f"syntax error: {message}", exc.editor_line) from exc
     except (UnicodeDecodeError, LookupError) as exc:  # bad bytes, or an unknown coding name
         raise MigrationSyntaxError(f"cannot decode: {exc}") from exc
