@@ -182,8 +182,10 @@ class Analyzer(cst.CSTVisitor):
 
     def visit_Attribute(self, node: cst.Attribute) -> bool:
         found = self._dashscope_names(node)
-        if len(found) != 1 or len(self._qualified(node)) != 1:
+        if not found:
             return True
+        if len(found) != 1 or len(self._qualified(node)) != 1:
+            return self._note_ambiguous(node, found)
         module, _, name = found[0].name.rpartition(".")
         verdict = lookup(module, name, module_style=True)
         root = _root(node)
@@ -207,6 +209,16 @@ class Analyzer(cst.CSTVisitor):
         self._require(anchor, verdict.to)
         self._note(node, verdict.rule, f"{text} -> {verdict.to}.{name}")
         return False
+
+    def _note_ambiguous(self, node: cst.Attribute, found: list[QualifiedName]) -> bool:
+        """MIG108 when the name is dashscope's only on some paths (``dashscope = None``)."""
+        for qualified in found:
+            module, _, name = qualified.name.rpartition(".")
+            if isinstance(lookup(module, name, module_style=True), Move):
+                text = dotted_name(node) or qualified.name
+                self._note(node, "MIG108", f"{text}: not only dashscope here; not rewritten")
+                return False
+        return True
 
     def visit_Call(self, node: cst.Call) -> bool:
         called = {q.name for q in self._qualified(node.func)}

@@ -49,6 +49,8 @@ RULES: dict[str, str] = {
     "MIG105": "star import from a dashscope Assistant-API module: list the names instead",
     "MIG106": "the name `compat` is bound to something else here: not rewritten",
     "MIG107": "a string annotation names a dashscope object: not rewritten",
+    "MIG108": "the dashscope name is also bound to something else (e.g. `dashscope = None` "
+    "after a failed import): not rewritten",
     "MIG900": "the file is not valid Python (or not decodable): skipped",
 }
 

@@ -427,6 +427,24 @@ def test_a_name_compat_bound_to_something_else_blocks_the_rewrite() -> None:
     assert _rules(result) == [(3, "MIG106")]
 
 
+def test_a_name_that_is_dashscope_only_on_some_paths_is_reported() -> None:
+    code = _src(
+        """
+        try:
+            import dashscope
+        except ImportError:
+            dashscope = None
+
+        run = dashscope.Runs.create("thread_1")
+        """
+    )
+    result = _migrate(code)
+    assert result.code == code
+    assert [(n.line, n.rule, n.message) for n in result.notes] == [
+        (6, "MIG108", "dashscope.Runs: not only dashscope here; not rewritten")
+    ]
+
+
 # Whole-module behaviour
 
 
