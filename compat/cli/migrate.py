@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -29,6 +30,10 @@ if TYPE_CHECKING:
 __all__ = ["SKIPPED_DIRECTORIES", "add_parser", "python_files", "run", "unified_diff"]
 
 SKIPPED_DIRECTORIES = frozenset({"__pycache__", "node_modules", "site-packages", "build", "dist"})
+
+# Python's own line ends only: str.splitlines also splits at form feeds and other separators that
+# may sit inside a source line.
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 
 _MISSING_LIBCST = (
     "python -m compat migrate needs libcst, which is not installed: pip install 'compat[migrate]'"
@@ -147,8 +152,8 @@ def unified_diff(result: Migration, path: Path) -> Iterator[str]:
     """The change as a ``git apply``-able unified diff (``a/`` and ``b/`` prefixes)."""
     name = path.as_posix()
     lines = difflib.unified_diff(
-        result.original.splitlines(keepends=True),
-        result.code.splitlines(keepends=True),
+        _LINE.findall(result.original),
+        _LINE.findall(result.code),
         f"a/{name}",
         f"b/{name}",
     )

@@ -65,6 +65,22 @@ def test_diff_is_the_default_prints_a_patch_and_writes_nothing(project: Path) ->
         assert (project / "app.py").read_text() == LEGACY
 
 
+def test_the_diff_splits_lines_where_python_does(tmp_path: Path) -> None:
+    # A form feed is not a line end for Python (nor for patch); a missing last newline is marked.
+    (tmp_path / "ff.py").write_bytes(b"x = 1  # page\x0cbreak\nfrom dashscope import Runs")
+    done = _compat("migrate", "ff.py", cwd=tmp_path)
+    assert done.stdout == (
+        "--- a/ff.py\n"
+        "+++ b/ff.py\n"
+        "@@ -1,2 +1,2 @@\n"
+        " x = 1  # page\x0cbreak\n"
+        "-from dashscope import Runs\n"
+        "\\ No newline at end of file\n"
+        "+from compat import Runs\n"
+        "\\ No newline at end of file\n"
+    )
+
+
 def test_check_exits_1_when_a_file_would_change_and_0_when_none_would(project: Path) -> None:
     done = _compat("migrate", "--check", ".", cwd=project)
     assert (done.returncode, done.stdout) == (1, "")
