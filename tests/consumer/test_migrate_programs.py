@@ -120,11 +120,10 @@ def _selected_backends() -> tuple[str, ...]:
     return (chosen,) if chosen else BACKENDS
 
 
-def _run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         args,
         cwd=cwd,
-        env={**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=180,
@@ -132,16 +131,16 @@ def _run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[
     )
 
 
-def _run_on_emulator(program: Path, **env: str) -> str:
-    """The program's stdout, run by ``python -m compat.testing -- python PROGRAM``."""
-    done = _run(
+def _start_on_emulator(program: Path, **env: str) -> subprocess.Popen[str]:
+    """``python -m compat.testing -- python PROGRAM``, started."""
+    return subprocess.Popen(
         [sys.executable, "-m", "compat.testing", "--", sys.executable, program.name],
-        program.parent,
-        COMPAT_STORE="memory",
-        **env,
+        cwd=program.parent,
+        env={**os.environ, "COMPAT_STORE": "memory", **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 @pytest.fixture(scope="module")
@@ -173,16 +172,38 @@ def test_the_rewritten_programs_no_longer_use_dashscope_for_the_assistant_api(
     assert check.returncode == 0, check.stderr
 
 
+@pytest.fixture(scope="module")
+def outputs(migrated: Path) -> dict[tuple[str, str], str]:
+    """(program, backend or "dashscope") → stdout of every run, all started at once.
+
+    The runs wait on their emulators (``Runs.wait`` polls each second) more than they compute,
+    so they overlap; each has its own emulator and memory store.
+    """
+    started: dict[tuple[str, str], subprocess.Popen[str]] = {}
+    for program in sorted(EXPECTED_OUTPUT):
+        for backend in _selected_backends():
+            started[program, backend] = _start_on_emulator(
+                migrated / program, COMPAT_BACKEND=backend
+            )
+        started[program, "dashscope"] = _start_on_emulator(PROGRAMS / program)
+    finished: dict[tuple[str, str], str] = {}
+    for key, process in started.items():
+        stdout, stderr = process.communicate(timeout=180)
+        assert process.returncode == 0, (key, stderr)
+        finished[key] = stdout
+    return finished
+
+
 @pytest.mark.parametrize("backend", _selected_backends())
 @pytest.mark.parametrize("program", sorted(EXPECTED_OUTPUT))
 def test_a_rewritten_program_runs_unchanged_on_compat(
-    migrated: Path, program: str, backend: str
+    outputs: dict[tuple[str, str], str], program: str, backend: str
 ) -> None:
-    output = _run_on_emulator(migrated / program, COMPAT_BACKEND=backend)
-    assert output == EXPECTED_OUTPUT[program]
+    assert outputs[program, backend] == EXPECTED_OUTPUT[program]
 
 
 @pytest.mark.parametrize("program", sorted(EXPECTED_OUTPUT))
-def test_the_original_program_prints_the_same_on_dashscope(program: str) -> None:
-    pytest.importorskip("dashscope")
-    assert _run_on_emulator(PROGRAMS / program) == EXPECTED_OUTPUT[program]
+def test_the_original_program_prints_the_same_on_dashscope(
+    outputs: dict[tuple[str, str], str], program: str
+) -> None:
+    assert outputs[program, "dashscope"] == EXPECTED_OUTPUT[program]
