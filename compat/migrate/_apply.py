@@ -99,91 +99,119 @@ class Applier(cst.CSTTransformer):
             return [new]
         removed = self.plan.removals.get(original, set())
         updated_alias = dict(zip(original.names, new.names, strict=True))
+        layout = _Layout(new)
         if isinstance(original, cst.Import):
             kept = [updated_alias[a] for a in original.names if a not in removed]
-            return [_with_aliases(new, kept, new.names)] if kept else []
+            return [layout.apply(new, kept, first=True)] if kept else []
         assert isinstance(new, cst.ImportFrom)
         groups = self.plan.from_imports.get(original) or [(None, a) for a in original.names]
         by_target: dict[str | None, list[cst.ImportAlias]] = {}
         for target, alias in groups:
             if alias not in removed:
                 by_target.setdefault(target, []).append(updated_alias[alias])
-        statements: list[AnyImport] = []
-        for target in sorted(t for t in by_target if t is not None):
-            moved = new.with_changes(module=dotted_expression(target))
-            statements.append(_with_aliases(moved, by_target[target], new.names))
+        parts = [
+            (new.with_changes(module=dotted_expression(target)), by_target[target])
+            for target in sorted(t for t in by_target if t is not None)
+        ]
         if None in by_target:
-            statements.append(_with_aliases(new, by_target[None], new.names))
-        # A comment after "(" belongs to the statement: it stays with the first one, like the
-        # comment at the end of the line.
-        return statements[:1] + [_without_opening_comment(s) for s in statements[1:]]
+            parts.append((new, by_target[None]))
+        # The statement's own comments (after "(", before ")", at the end of the line) stay
+        # with the first statement.
+        return [
+            layout.apply(node, aliases, first=index == 0)
+            for index, (node, aliases) in enumerate(parts)
+        ]
 
 
-def _with_aliases(
-    node: AnyImport, aliases: list[cst.ImportAlias], originals: Sequence[cst.ImportAlias]
-) -> AnyImport:
-    """``node`` importing ``aliases`` (some of ``originals``), laid out as ``originals`` were.
+class _Layout:
+    """Where the comments of an import's name list sit, name by name.
 
-    Separators copy the original's first separator and the last name gets the original end (a
-    trailing comma or not); each name keeps the comment that followed it.
+    In a parenthesized import libcst keeps a name's same-line comment in the whitespace after
+    its comma (after ``)``'s opening whitespace for a last name without a trailing comma), and
+    whole comment lines in the whitespace before the next name. Here a comment line goes with
+    the name below it, a same-line comment with the name before it, and the comment after ``(``
+    and the lines before ``)`` with the statement.
     """
-    if list(aliases) == list(originals):
-        return node
-    rpar = node.rpar if isinstance(node, cst.ImportFrom) else None
-    trailers = {alias: _trailer(alias, alias is originals[-1], rpar) for alias in originals}
-    separator = originals[0].comma if len(originals) > 1 else cst.MaybeSentinel.DEFAULT
-    end = originals[-1].comma
-    laid_out: list[cst.ImportAlias] = []
-    for position, alias in enumerate(aliases):
-        trailer = trailers[alias]
-        if position < len(aliases) - 1:
-            template = separator if isinstance(separator, cst.Comma) else cst.Comma()
-            laid_out.append(alias.with_changes(comma=_place_comma(template, trailer)))
-        elif isinstance(end, cst.Comma):
-            laid_out.append(alias.with_changes(comma=_place_comma(end, trailer)))
-        else:
-            laid_out.append(alias.with_changes(comma=cst.MaybeSentinel.DEFAULT))
-            if rpar is not None:
-                rpar = rpar.with_changes(whitespace_before=_place(rpar.whitespace_before, trailer))
-    if isinstance(node, cst.ImportFrom):
-        return node.with_changes(names=laid_out, rpar=rpar)
-    return node.with_changes(names=laid_out)
+
+    def __init__(self, node: AnyImport) -> None:
+        names = node.names
+        assert not isinstance(names, cst.ImportStar)
+        self.names = list(names)
+        self.lpar = node.lpar if isinstance(node, cst.ImportFrom) else None
+        self.rpar = node.rpar if isinstance(node, cst.ImportFrom) else None
+        self.separator = self.names[0].comma if len(self.names) > 1 else cst.MaybeSentinel.DEFAULT
+        self.end = self.names[-1].comma
+        self.lines_before: dict[cst.ImportAlias, Sequence[cst.EmptyLine]] = {}
+        self.comment_after: dict[cst.ImportAlias, cst.TrailingWhitespace] = {}
+        before = _parenthesized(self.lpar.whitespace_after if self.lpar else None)
+        for alias in self.names:
+            self.lines_before[alias] = before.empty_lines if before else ()
+            after = _parenthesized(
+                alias.comma.whitespace_after
+                if isinstance(alias.comma, cst.Comma)
+                else self.rpar.whitespace_before
+                if self.rpar is not None
+                else None
+            )
+            if after is not None:
+                self.comment_after[alias] = after.first_line
+            before = after
+        self.closing_lines: Sequence[cst.EmptyLine] = before.empty_lines if before else ()
+
+    def apply(self, node: AnyImport, aliases: list[cst.ImportAlias], first: bool) -> AnyImport:
+        """``node`` importing ``aliases`` (some of the original names) in the original layout.
+
+        ``first``: this statement keeps the statement's own comments.
+        """
+        if aliases == self.names and first:
+            return node
+        last = len(aliases) - 1
+        laid_out: list[cst.ImportAlias] = []
+        rpar = self.rpar
+        for position, alias in enumerate(aliases):
+            comment = self.comment_after.get(alias, cst.TrailingWhitespace())
+            if position < last:
+                following = self.lines_before[aliases[position + 1]]
+                template = self.separator if isinstance(self.separator, cst.Comma) else cst.Comma()
+                laid_out.append(alias.with_changes(comma=_comma(template, comment, following)))
+                continue
+            closing = self.closing_lines if first else ()
+            if isinstance(self.end, cst.Comma):
+                laid_out.append(alias.with_changes(comma=_comma(self.end, comment, closing)))
+            else:
+                laid_out.append(alias.with_changes(comma=cst.MaybeSentinel.DEFAULT))
+                if rpar is not None:
+                    whitespace = _place(rpar.whitespace_before, comment, closing)
+                    rpar = rpar.with_changes(whitespace_before=whitespace)
+        if not isinstance(node, cst.ImportFrom):
+            return node.with_changes(names=laid_out)
+        lpar = self.lpar
+        if lpar is not None:
+            opening = _parenthesized(lpar.whitespace_after)
+            comment = opening.first_line if opening and first else cst.TrailingWhitespace()
+            whitespace = _place(lpar.whitespace_after, comment, self.lines_before[aliases[0]])
+            lpar = lpar.with_changes(whitespace_after=whitespace)
+        return node.with_changes(names=laid_out, lpar=lpar, rpar=rpar)
 
 
-Trailer = tuple[cst.TrailingWhitespace, Sequence[cst.EmptyLine]] | None
-
-
-def _trailer(alias: cst.ImportAlias, last: bool, rpar: cst.RightParen | None) -> Trailer:
-    """The comment (and comment lines) that follow ``alias`` in a parenthesized import."""
-    whitespace: cst.BaseParenthesizableWhitespace | None = None
-    if isinstance(alias.comma, cst.Comma):
-        whitespace = alias.comma.whitespace_after
-    elif last and rpar is not None:
-        whitespace = rpar.whitespace_before
-    if isinstance(whitespace, cst.ParenthesizedWhitespace):
-        return whitespace.first_line, whitespace.empty_lines
-    return None
+def _parenthesized(
+    whitespace: cst.BaseParenthesizableWhitespace | None,
+) -> cst.ParenthesizedWhitespace | None:
+    return whitespace if isinstance(whitespace, cst.ParenthesizedWhitespace) else None
 
 
 def _place(
-    whitespace: cst.BaseParenthesizableWhitespace, trailer: Trailer
+    whitespace: cst.BaseParenthesizableWhitespace,
+    comment: cst.TrailingWhitespace,
+    lines: Sequence[cst.EmptyLine],
 ) -> cst.BaseParenthesizableWhitespace:
+    """``whitespace`` with this comment and these comment lines, if it spans lines at all."""
     if not isinstance(whitespace, cst.ParenthesizedWhitespace):
         return whitespace
-    if trailer is None:
-        return whitespace.with_changes(first_line=cst.TrailingWhitespace(), empty_lines=())
-    return whitespace.with_changes(first_line=trailer[0], empty_lines=trailer[1])
+    return whitespace.with_changes(first_line=comment, empty_lines=lines)
 
 
-def _place_comma(template: cst.Comma, trailer: Trailer) -> cst.Comma:
-    return template.with_changes(whitespace_after=_place(template.whitespace_after, trailer))
-
-
-def _without_opening_comment(node: AnyImport) -> AnyImport:
-    if not isinstance(node, cst.ImportFrom) or node.lpar is None:
-        return node
-    whitespace = node.lpar.whitespace_after
-    if not isinstance(whitespace, cst.ParenthesizedWhitespace):
-        return node
-    clean = whitespace.with_changes(first_line=cst.TrailingWhitespace())
-    return node.with_changes(lpar=node.lpar.with_changes(whitespace_after=clean))
+def _comma(
+    template: cst.Comma, comment: cst.TrailingWhitespace, lines: Sequence[cst.EmptyLine]
+) -> cst.Comma:
+    return template.with_changes(whitespace_after=_place(template.whitespace_after, comment, lines))

@@ -81,6 +81,35 @@ def test_splitting_a_parenthesized_import_keeps_each_names_comment() -> None:
     )
 
 
+def test_comment_lines_go_with_the_name_below_them_and_statement_comments_stay_first() -> None:
+    result = _migrate(
+        """
+        from dashscope import (  # the SDK
+            # plain chat
+            Generation,
+            # the Assistant API
+            Runs,  # runs
+            Threads
+            # Files
+        )
+        """
+    )
+    assert result.code == _src(
+        """
+        from compat import (  # the SDK
+            # the Assistant API
+            Runs,  # runs
+            Threads
+            # Files
+        )
+        from dashscope import (
+            # plain chat
+            Generation
+        )
+        """
+    )
+
+
 def test_splitting_an_import_without_trailing_comma_keeps_the_last_names_comment() -> None:
     result = _migrate(
         """
