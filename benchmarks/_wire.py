@@ -9,10 +9,14 @@ ways:
 * ``lf``   -- one event per HTTP chunk (``Transfer-Encoding: chunked``), one ``send`` each, LF;
 * ``crlf`` -- the same with CRLF line ends (every SSE line, not only the event boundary).
 
+Each framing also has a short stream (``SHORT`` deltas), under ``<framing>-short``, for timing
+the first delta over many requests without reading a long stream each time.
+
 A token stream arrives the way ``lf`` / ``crlf`` send it: one event per chunk. Every socket has
 ``TCP_NODELAY``. The server is started with ``--serve`` and writes its port to a file; a request
 for ``/<framing>/compatible-mode/v1/responses`` gets the Responses stream, any other POST under
-``/<framing>/api/v1/`` the Assistant stream. Connections are kept alive (HTTP/1.1).
+``/<framing>/api/v1/`` the Assistant stream (``<framing>-short`` likewise). Connections are kept
+alive (HTTP/1.1).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from pathlib import Path
 
 __all__ = [
     "FRAMINGS",
+    "SHORT",
     "build",
     "delta_pieces",
     "expected_chars",
@@ -41,6 +46,7 @@ __all__ = [
 
 FRAMINGS = ("bulk", "lf", "crlf")
 KINDS = ("responses", "assistants")
+SHORT = 20  # deltas in the short streams
 _PIECE = 65536
 _HEAD = (
     b"HTTP/1.1 200 OK\r\n"
@@ -62,8 +68,8 @@ def expected_chars(deltas: int) -> int:
     return sum(len(p) for p in delta_pieces(deltas))
 
 
-def record(directory: Path, deltas: int) -> None:
-    """Record ``responses.sse`` and ``assistants.sse`` (LF, as compat's emulator writes them)."""
+def record(directory: Path, deltas: int, name: str) -> None:
+    """Record ``responses-<name>.sse`` and ``assistants-<name>.sse``, LF, as the emulator does."""
     import urllib.request
 
     from compat.testing import Emulator, Scenario
@@ -82,7 +88,7 @@ def record(directory: Path, deltas: int) -> None:
 
         emu.queue(scenario)
         body = {"model": "qwen-plus", "input": "Count.", "stream": True}
-        directory.joinpath("responses.sse").write_bytes(
+        directory.joinpath(f"responses-{name}.sse").write_bytes(
             post(f"{emu.responses_base_url}/responses", body)
         )
         base = emu.assistants_base_url
@@ -91,7 +97,7 @@ def record(directory: Path, deltas: int) -> None:
         thread = json.loads(post(f"{base}/threads", messages))
         emu.queue(scenario)
         run = {"assistant_id": assistant["id"], "stream": True}
-        directory.joinpath("assistants.sse").write_bytes(
+        directory.joinpath(f"assistants-{name}.sse").write_bytes(
             post(f"{base}/threads/{thread['id']}/runs", run)
         )
 
@@ -139,9 +145,10 @@ def serve(directory: str, port_file: str) -> None:
     """Serve the recorded streams in every framing until killed (the ``--serve`` process)."""
     folder = Path(directory)
     writes = {
-        (framing, kind): build(folder.joinpath(f"{kind}.sse").read_bytes(), framing)
+        (framing + suffix, kind): build(folder.joinpath(f"{kind}-{name}.sse").read_bytes(), framing)
         for framing in FRAMINGS
         for kind in KINDS
+        for suffix, name in (("", "long"), ("-short", "short"))
     }
 
     def handle(conn: socket.socket) -> None:
@@ -172,7 +179,8 @@ def server(deltas: int) -> Iterator[str]:
     """Record the streams, start the server process; yields its base URL (no framing in it)."""
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        record(directory, deltas)
+        record(directory, deltas, "long")
+        record(directory, SHORT, "short")
         port_file = directory / "port"
         process = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), "--serve", tmp, str(port_file)]

@@ -132,6 +132,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--deltas", type=int, default=100)
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="unrecorded rounds first (they fill the OS caches)"
+    )
     args = parser.parse_args()
     expected = _wire.expected_chars(args.deltas)
 
@@ -154,7 +157,7 @@ def main() -> None:
             "bare": (BARE_CHILD, url),
             "bare+openai": (BARE_OPENAI_CHILD, url),
         }
-        for round_index in range(-1, args.rounds):  # round -1 fills the OS caches, not kept
+        for round_index in range(-args.warmup, args.rounds):  # rounds < 0 are not kept
             order = list(STREAMS) if round_index % 2 else list(reversed(STREAMS))
             for name in order:
                 out, spent, _, started = run_child(*streams[name], env=env)
