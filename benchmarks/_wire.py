@@ -7,12 +7,15 @@ ways:
 * ``bulk`` -- LF line ends, ``Content-Length``, written in 64 KiB pieces (the old benchmark's
   framing: a reader gets many events per read);
 * ``lf``   -- one event per HTTP chunk (``Transfer-Encoding: chunked``), one ``send`` each, LF;
-* ``crlf`` -- the same with CRLF line ends (every SSE line, not only the event boundary).
+* ``crlf`` -- the same with CRLF line ends (every SSE line, not only the event boundary);
+* ``paced`` -- ``lf`` with a pause (``PACE``) after each event, so that each arrives alone, as a
+  token stream's do: every reader then also pays one socket read and one wake-up per event.
+  Not in the default runs (it takes ~0.2 s per 1,000 events, whoever reads).
 
 Each framing also has a short stream (``SHORT`` deltas), under ``<framing>-short``, for timing
 the first delta over many requests without reading a long stream each time.
 
-A token stream arrives the way ``lf`` / ``crlf`` send it: one event per chunk. Every socket has
+A token stream arrives the way ``lf`` / ``crlf`` frame it: one event per chunk. Every socket has
 ``TCP_NODELAY``. The server is started with ``--serve`` and writes its port to a file; a request
 for ``/<framing>/compatible-mode/v1/responses`` gets the Responses stream, any other POST under
 ``/<framing>/api/v1/`` the Assistant stream (``<framing>-short`` likewise). Connections are kept
@@ -34,7 +37,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = [
+    "DEFAULT_FRAMINGS",
     "FRAMINGS",
+    "PACE",
     "SHORT",
     "build",
     "delta_pieces",
@@ -44,7 +49,9 @@ __all__ = [
     "server",
 ]
 
-FRAMINGS = ("bulk", "lf", "crlf")
+FRAMINGS = ("bulk", "lf", "crlf", "paced")
+DEFAULT_FRAMINGS = ("bulk", "lf", "crlf")
+PACE = 0.0001  # seconds after each event of the paced framing (the OS makes it ~0.15 ms)
 KINDS = ("responses", "assistants")
 SHORT = 20  # deltas in the short streams
 _PIECE = 65536
@@ -111,7 +118,7 @@ def build(sse: bytes, framing: str) -> list[bytes]:
         return [head] + [body[i : i + _PIECE] for i in range(0, len(body), _PIECE)]
     if framing == "crlf":
         events = [e.replace(b"\n", b"\r\n") for e in events]
-    elif framing != "lf":
+    elif framing not in ("lf", "paced"):
         raise ValueError(f"unknown framing {framing!r}; valid: {', '.join(FRAMINGS)}")
     head = _HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
     return [head] + [b"%x\r\n%s\r\n" % (len(e), e) for e in events] + [b"0\r\n\r\n"]
@@ -163,6 +170,11 @@ def serve(directory: str, port_file: str) -> None:
                     conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
                     continue
                 send = conn.sendall
+                if framing.startswith("paced"):
+                    for piece in pieces:
+                        send(piece)
+                        time.sleep(PACE)
+                    continue
                 for piece in pieces:
                     send(piece)
 
