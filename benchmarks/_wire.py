@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import platform
 import socket
 import subprocess
 import sys
@@ -44,6 +45,7 @@ __all__ = [
     "build",
     "delta_pieces",
     "expected_chars",
+    "machine",
     "record",
     "serve",
     "server",
@@ -63,6 +65,15 @@ _HEAD = (
 
 #: Non-ASCII text, as a Chinese answer streams: a few characters and a number per delta.
 _WORDS = ("你好", "世界", "模型", "回答", "数据", "流式", "事件", "测试")
+
+
+def machine(load_at_start: float) -> str:
+    """Python, OS, CPUs, and the 1-minute load average then and now (other work skews timings)."""
+    return (
+        f"python {platform.python_version()} on {platform.system()} {platform.machine()}, "
+        f"{os.cpu_count()} CPUs; 1-minute load average {load_at_start:.1f} at start, "
+        f"{os.getloadavg()[0]:.1f} at end"
+    )
 
 
 def delta_pieces(deltas: int) -> list[str]:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -136,6 +135,7 @@ def main() -> None:
         "--warmup", type=int, default=1, help="unrecorded rounds first (they fill the OS caches)"
     )
     args = parser.parse_args()
+    load = os.getloadavg()[0]
     expected = _wire.expected_chars(args.deltas)
 
     cpu: dict[str, list[float]] = {name: [] for name in (*STREAMS, "local", "python")}
@@ -183,7 +183,7 @@ def main() -> None:
         f"cold_start: fresh processes, median of {args.rounds} rounds (order swapped each round); "
         f"a {args.deltas}-delta stream, one event per chunk, from a local server process"
     )
-    print(f"python {platform.python_version()} on {platform.system()} {platform.machine()}")
+    print(_wire.machine(load))
     print(f"  {'process':<44} {'cpu ms':>8} {'wall ms':>8}")
     rows = (
         ("compat: Threads.create + Runs.create(stream)", "compat", med_first),

@@ -25,7 +25,7 @@ import argparse
 import gc
 import http.client
 import json
-import platform
+import os
 import statistics
 import sys
 import time
@@ -156,6 +156,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--framing", default="lf", choices=_wire.FRAMINGS)
     args = parser.parse_args()
+    load = os.getloadavg()[0]
 
     with _wire.server(args.deltas) as origin:
         url = f"{origin}/{args.framing}/compatible-mode/v1/responses"
@@ -182,10 +183,8 @@ def main() -> None:
         f"http_clients: one Responses stream of {events:,} events ({args.deltas:,} non-ASCII "
         f"deltas), framing {args.framing}, median of {args.rounds} rounds"
     )
-    print(
-        f"python {platform.python_version()} on {platform.system()} {platform.machine()}; "
-        "CPU time of the reading process per event, the server a separate process"
-    )
+    print(_wire.machine(load))
+    print("CPU time of the reading process per event; the server is a separate process")
     print(f"  {'candidate':<22} {'raw us/event':>12} {'+ sse us/event':>15}")
     medians = {key: statistics.median(values) * 1e6 / events for key, values in cpu.items()}
     for name in sorted(names, key=lambda n: medians[n, "raw"]):

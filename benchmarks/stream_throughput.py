@@ -30,7 +30,6 @@ import argparse
 import gc
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -202,17 +201,18 @@ def measure(
 
 
 def report(
-    results: dict[tuple[str, str], Series], framings: list[str], args: argparse.Namespace
+    results: dict[tuple[str, str], Series],
+    framings: list[str],
+    args: argparse.Namespace,
+    load: float,
 ) -> None:
     names = [n for n in READERS if (framings[0], n) in results]
     print(
         f"stream_throughput: {args.deltas:,} non-ASCII text deltas per stream, "
         f"median of {args.rounds} rounds (reader order rotated each round)"
     )
-    print(
-        f"python {platform.python_version()} on {platform.system()} {platform.machine()}, "
-        f"{os.cpu_count()} CPUs; server: separate process, pre-built bytes, TCP_NODELAY"
-    )
+    print(_wire.machine(load))
+    print("server: a separate process writing pre-built bytes, TCP_NODELAY")
     print(
         f"first delta: median of {args.rounds * args.first_samples} warm requests of a "
         f"{_wire.SHORT}-delta stream per reader and framing"
@@ -282,6 +282,7 @@ def main() -> None:
         help=f"comma-separated, of {', '.join(_wire.FRAMINGS)} (default: all but paced)",
     )
     args = parser.parse_args()
+    load = os.getloadavg()[0]
     framings = [f for f in args.framing.split(",") if f]
     unknown = sorted(set(framings) - set(_wire.FRAMINGS))
     if unknown or not framings:
@@ -296,7 +297,7 @@ def main() -> None:
         )
         readers = make_readers()
         results = measure(origin, framings, readers, args)
-    report(results, framings, args)
+    report(results, framings, args, load)
 
 
 if __name__ == "__main__":
