@@ -1,4 +1,4 @@
-"""Sessions: the test matrix (Pythons x backends), lint, typecheck, demo and bench.
+"""Sessions: the test matrix (Pythons x backends), lint, typecheck, demo and the benchmarks.
 
 The matrix runs on every CPython 3.10-3.13 it finds (missing ones are skipped, except in CI);
 the other sessions use the Python that runs nox, so a machine with one Python runs them all.
@@ -70,6 +70,20 @@ def demo(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Time compat's translated stream against openai, dashscope and a bare reader."""
+    """Time compat's translated stream against openai, dashscope and a bare reader, per framing."""
     session.install("-e", ".[all]", *nox.project.dependency_groups(PYPROJECT, "test"))
     session.run("python", "benchmarks/stream_throughput.py", *session.posargs)
+
+
+@nox.session(name="bench-cold", default=False)
+def bench_cold(session: nox.Session) -> None:
+    """Time fresh processes to their first streamed delta: compat against a bare reader."""
+    session.install("-e", ".[all]", *nox.project.dependency_groups(PYPROJECT, "test"))
+    session.run("python", "benchmarks/cold_start.py", *session.posargs)
+
+
+@nox.session(name="bench-clients", default=False)
+def bench_clients(session: nox.Session) -> None:
+    """Measure what candidate HTTP clients cost per event on a one-event-per-chunk stream."""
+    session.install("-e", ".[all]", *nox.project.dependency_groups(PYPROJECT, "test"))
+    session.run("python", "benchmarks/http_clients.py", *session.posargs)

@@ -1,19 +1,27 @@
-"""How fast compat translates a long Responses stream, against three anchors, in one run.
+"""What compat costs per streamed event, against three anchors, in every framing, in one run.
 
-One 20,000-delta text stream, served on loopback from a separate process (so the server's CPU
-is not the reader's), is read by:
+One text stream of ``--deltas`` non-ASCII deltas is served on loopback by a process of its own
+(``_wire.py``: pre-built bytes on a stdlib socket, ``TCP_NODELAY``), framed ``bulk`` (64 KiB
+writes, Content-Length), ``lf`` or ``crlf`` (one event per HTTP chunk, chunked transfer
+encoding), and read by:
 
-* compat     -- ``Runs.create(..., stream=True)`` on the responses backend, reading
-                ``data.delta.content.text.value`` from every ``thread.message.delta``;
-* openai     -- the raw ``openai`` SDK iterating the same Responses stream (``event.delta``);
-* dashscope  -- the raw ``dashscope`` SDK iterating the equivalent Assistant-API stream;
-* bare       -- ``httpx`` streaming the Responses bytes, ``json.loads`` per ``data:`` line.
+* compat     -- ``Runs.create(..., stream=True)`` on the responses backend, on the default store
+                (a SQLite file in a temporary directory), ``COMPAT_RESPONSES_BASE_URL`` pointing
+                at the server; it counts ``data.delta.content.text.value``;
+* openai     -- the ``openai`` SDK: ``client.responses.create(stream=True)``, iterating events;
+* dashscope  -- the ``dashscope`` SDK: ``Runs.create(stream=True)`` on the Assistant-API form
+                of the same content;
+* bare       -- httpx2 (the openai SDK's HTTP client) streaming the Responses bytes, split into
+                lines, ``json.loads`` per ``data:`` line.
 
-The stream bytes are recorded once from compat's emulator and replayed verbatim for every
-request. Readers alternate round by round, each after a ``gc.collect()``; the medians and the
-ratios are printed.
+Each round reads every framing with every reader, in an order rotated round by round, each read
+after a ``gc.collect()`` (setup and warm-up frozen out of it with ``gc.freeze``): the long stream
+once (wall time, and the CPU time of this process: ``time.process_time``, every thread of it,
+none of the server's), then a short stream ``--first-samples`` times for the time to the first
+text delta, warm (pooled connections).
+Medians are printed, then every goal with its ratio and PASS or MISS.
 
-    python benchmarks/stream_throughput.py [--deltas 20000] [--rounds 7]
+    python benchmarks/stream_throughput.py [--deltas 10000] [--rounds 5] [--framing lf,crlf]
 """
 
 from __future__ import annotations
@@ -23,146 +31,130 @@ import gc
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _wire  # the benchmarks' own helper, beside this file
 
-# -- the replay server (runs in its own process) ---------------------------------------------
-def serve(directory: str, port_file: str) -> None:
-    """Serve the recorded streams: ``/responses`` → Responses bytes, ``/runs`` → Assistant bytes."""
-    responses = Path(directory, "responses.sse").read_bytes()
-    assistants = Path(directory, "assistants.sse").read_bytes()
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            body = responses if self.path.endswith("/responses") else assistants
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream;charset=UTF-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            view = memoryview(body)
-            for start in range(0, len(body), 65536):
-                self.wfile.write(view[start : start + 65536])
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    Path(port_file).write_text(str(server.server_address[1]))
-    server.serve_forever()
+READERS = ("compat", "openai", "dashscope", "bare")
+#: (reader, anchor, most the ratio compat/anchor may be, the framings the goal covers)
+GOALS: tuple[tuple[str, float, tuple[str, ...]], ...] = (
+    ("bare", 1.2, _wire.FRAMINGS),
+    ("dashscope", 0.5, _wire.FRAMINGS),
+    ("openai", 0.1, ("bulk",)),
+)
+TTFE_SLACK = 0.002  # compat's first text delta may come at most 2 ms after bare's (warm)
+BODY = {"model": "qwen-plus", "input": "Count.", "stream": True}
 
 
-# -- recording the two streams from the emulator -----------------------------------------------
-def chunks_of(deltas: int) -> list[str]:
-    return [f"w{i} " for i in range(deltas)]
+@dataclass
+class Sample:
+    """One read: characters of text seen; wall and CPU seconds, in all and to the first delta."""
+
+    chars: int
+    wall: float
+    cpu: float
+    first: float
+    first_cpu: float
 
 
-def text_of(deltas: int) -> str:
-    return "".join(chunks_of(deltas))
+@dataclass
+class Series:
+    """Every sample of one reader in one framing."""
+
+    samples: list[Sample] = field(default_factory=list)
+    #: the short stream's samples, for the first delta
+    short: list[Sample] = field(default_factory=list)
+
+    def median(self, what: str) -> float:
+        samples = self.short if what.startswith("first") else self.samples
+        return statistics.median(getattr(s, what) for s in samples)
 
 
-def record(directory: Path, deltas: int) -> None:
-    import httpx
-
-    from compat.testing import Emulator, Scenario
-
-    chunks = chunks_of(deltas)
-    scenario = Scenario.text("".join(chunks), chunks=chunks)
-    with Emulator() as emu:
-        headers = {"Authorization": f"Bearer {emu.api_key}"}
-        with httpx.Client(headers=headers, timeout=60) as client:
-            emu.queue(scenario)
-            body = {"model": "qwen-plus", "input": "Count.", "stream": True}
-            response = client.post(f"{emu.responses_base_url}/responses", json=body)
-            directory.joinpath("responses.sse").write_bytes(response.content)
-            base = emu.assistants_base_url
-            assistant = client.post(f"{base}/assistants", json={"model": "qwen-plus"}).json()
-            thread = client.post(
-                f"{base}/threads", json={"messages": [{"role": "user", "content": "Count."}]}
-            ).json()
-            emu.queue(scenario)
-            response = client.post(
-                f"{base}/threads/{thread['id']}/runs",
-                json={"assistant_id": assistant["id"], "stream": True},
-            )
-            directory.joinpath("assistants.sse").write_bytes(response.content)
+Reader = Callable[[str], Sample]
 
 
-# -- the four readers (each returns the characters of text it read and the seconds it took) -----
-def make_readers(base_url: str) -> dict[str, Callable[[], tuple[int, float]]]:
+def make_readers() -> dict[str, Reader]:
+    """The four readers; each takes the server's base URL for one framing."""
     import dashscope
-    import httpx
+    import httpx2
     import openai
 
     import compat
 
-    compat.configure(
-        backend="responses",
-        store="memory",
-        api_key="sk-bench",
-        responses_base_url=f"{base_url}/compatible-mode/v1",
-    )
     assistant = compat.Assistants.create(model="qwen-plus")
-    openai_client = openai.OpenAI(base_url=f"{base_url}/compatible-mode/v1", api_key="sk-bench")
-    http = httpx.Client(timeout=60)
+    openai_clients: dict[str, openai.OpenAI] = {}
+    http = httpx2.Client(timeout=120)
 
-    def read_compat() -> tuple[int, float]:
+    def read_compat(base: str) -> Sample:
+        os.environ["COMPAT_RESPONSES_BASE_URL"] = f"{base}/compatible-mode/v1"
         thread = compat.Threads.create(messages=[{"role": "user", "content": "Count."}])
-        n = 0
-        started = time.perf_counter()
+        n, first = 0, (0.0, 0.0)
+        cpu, started = time.process_time(), time.perf_counter()
         for event, data in compat.Runs.create(thread.id, assistant_id=assistant.id, stream=True):
             if event == "thread.message.delta":
+                if not n:
+                    first = (time.perf_counter() - started, time.process_time() - cpu)
                 n += len(data.delta.content.text.value)
-        return n, time.perf_counter() - started
+        return Sample(n, time.perf_counter() - started, time.process_time() - cpu, *first)
 
-    def read_openai() -> tuple[int, float]:
-        n = 0
-        started = time.perf_counter()
-        stream = openai_client.responses.create(model="qwen-plus", input="Count.", stream=True)
-        for event in stream:
+    def read_openai(base: str) -> Sample:
+        client = openai_clients.get(base)
+        if client is None:
+            client = openai_clients[base] = openai.OpenAI(
+                base_url=f"{base}/compatible-mode/v1", api_key="sk-bench"
+            )
+        n, first = 0, (0.0, 0.0)
+        cpu, started = time.process_time(), time.perf_counter()
+        for event in client.responses.create(model="qwen-plus", input="Count.", stream=True):
             if event.type == "response.output_text.delta":
+                if not n:
+                    first = (time.perf_counter() - started, time.process_time() - cpu)
                 n += len(event.delta)
-        return n, time.perf_counter() - started
+        return Sample(n, time.perf_counter() - started, time.process_time() - cpu, *first)
 
-    def read_dashscope() -> tuple[int, float]:
-        n = 0
-        started = time.perf_counter()
+    def read_dashscope(base: str) -> Sample:
+        n, first = 0, (0.0, 0.0)
+        cpu, started = time.process_time(), time.perf_counter()
         stream = dashscope.Runs.create(
             "thread_bench",
             assistant_id="asst_bench",
             stream=True,
             api_key="sk-bench",
-            base_address=f"{base_url}/api/v1",
+            base_address=f"{base}/api/v1",
         )
         for event, data in stream:
             if event == "thread.message.delta":
+                if not n:
+                    first = (time.perf_counter() - started, time.process_time() - cpu)
                 n += len(data.delta.content.text.value)
-        return n, time.perf_counter() - started
+        return Sample(n, time.perf_counter() - started, time.process_time() - cpu, *first)
 
-    def read_bare() -> tuple[int, float]:
-        n = 0
-        started = time.perf_counter()
+    def read_bare(base: str) -> Sample:
+        n, first = 0, (0.0, 0.0)
         loads = json.loads
-        body = {"model": "qwen-plus", "input": "Count.", "stream": True}
-        with http.stream("POST", f"{base_url}/compatible-mode/v1/responses", json=body) as r:
-            for line in r.iter_lines():
-                if line.startswith("data:"):
-                    event = loads(line[5:])
-                    if event["type"] == "response.output_text.delta":
-                        n += len(event["delta"])
-        return n, time.perf_counter() - started
+        cpu, started = time.process_time(), time.perf_counter()
+        url = f"{base}/compatible-mode/v1/responses"
+        with http.stream("POST", url, json=BODY, headers={"Authorization": "Bearer sk"}) as r:
+            rest = b""
+            for chunk in r.iter_bytes():
+                lines = (rest + chunk).split(b"\n")
+                rest = lines.pop()
+                for line in lines:
+                    if line.startswith(b"data:"):
+                        event = loads(line[5:])  # a trailing CR is JSON whitespace
+                        if event["type"] == "response.output_text.delta":
+                            if not n:
+                                first = (time.perf_counter() - started, time.process_time() - cpu)
+                            n += len(event["delta"])
+        return Sample(n, time.perf_counter() - started, time.process_time() - cpu, *first)
 
     return {
         "compat": read_compat,
@@ -172,58 +164,140 @@ def make_readers(base_url: str) -> dict[str, Callable[[], tuple[int, float]]]:
     }
 
 
+def measure(
+    origin: str, framings: list[str], readers: dict[str, Reader], args: argparse.Namespace
+) -> dict[tuple[str, str], Series]:
+    """Warm every reader in every framing once, then ``args.rounds`` rotated rounds."""
+    results = {(f, name): Series() for f in framings for name in readers}
+    names = list(readers)
+    expected = _wire.expected_chars(args.deltas)
+    expected_short = _wire.expected_chars(_wire.SHORT)
+
+    def read(name: str, base: str, chars: int) -> Sample:
+        gc.collect()  # no reader pays for the garbage of the one before it
+        sample = readers[name](base)
+        if sample.chars != chars:
+            raise SystemExit(f"{name} read {sample.chars} characters, not {chars}")
+        return sample
+
+    for round_index in range(-1, args.rounds):  # round -1 is the warm-up, not kept
+        # What exists now (modules, clients, caches) is never garbage: frozen, a gc.collect()
+        # before each read costs microseconds instead of ~0.1 s over the SDKs' object graphs.
+        gc.collect()
+        gc.freeze()
+        shift = max(round_index, 0) % len(names)
+        order = names[shift:] + names[:shift]
+        for framing in framings:
+            for name in order:
+                sample = read(name, f"{origin}/{framing}", expected)
+                if round_index >= 0:
+                    results[framing, name].samples.append(sample)
+            for _ in range(args.first_samples):
+                for name in order:
+                    sample = read(name, f"{origin}/{framing}-short", expected_short)
+                    if round_index >= 0:
+                        results[framing, name].short.append(sample)
+    return results
+
+
+def report(
+    results: dict[tuple[str, str], Series],
+    framings: list[str],
+    args: argparse.Namespace,
+    load: float,
+) -> None:
+    names = [n for n in READERS if (framings[0], n) in results]
+    print(
+        f"stream_throughput: {args.deltas:,} non-ASCII text deltas per stream, "
+        f"median of {args.rounds} rounds (reader order rotated each round)"
+    )
+    print(_wire.machine(load))
+    print("server: a separate process writing pre-built bytes, TCP_NODELAY")
+    print(
+        f"first delta: median of {args.rounds * args.first_samples} warm requests of a "
+        f"{_wire.SHORT}-delta stream per reader and framing"
+    )
+    per = 1e6 / args.deltas
+    for framing in framings:
+        print(f"\n[{framing}] {_FRAMING_TEXT[framing]}")
+        print(
+            f"  {'reader':<10} {'cpu us/delta':>12} {'wall us/delta':>13}   "
+            f"first delta: {'wall ms':>7} {'cpu ms':>6}"
+        )
+        for name in names:
+            series = results[framing, name]
+            print(
+                f"  {name:<10} {series.median('cpu') * per:12.1f} "
+                f"{series.median('wall') * per:13.1f}   {'':13}{series.median('first') * 1e3:7.2f} "
+                f"{series.median('first_cpu') * 1e3:6.2f}"
+            )
+    print("\ngoals (ratio of medians; cpu decides, wall shown too; first delta: wall decides):")
+    for anchor, bound, covered in GOALS:
+        for framing in framings:
+            if framing not in covered or (framing, anchor) not in results:
+                continue
+            compat, other = results[framing, "compat"], results[framing, anchor]
+            cpu = compat.median("cpu") / other.median("cpu")
+            wall = compat.median("wall") / other.median("wall")
+            verdict = "PASS" if cpu <= bound else "MISS"
+            print(
+                f"  {verdict}  compat/{anchor:<9} <= {bound:<4} [{framing:>5}]  "
+                f"cpu {cpu:5.2f}   wall {wall:5.2f}"
+            )
+    for framing in framings:
+        compat_first = results[framing, "compat"].median("first")
+        bare_first = results[framing, "bare"].median("first")
+        cpu_gap = results[framing, "compat"].median("first_cpu") - results[framing, "bare"].median(
+            "first_cpu"
+        )
+        verdict = "PASS" if compat_first <= bare_first + TTFE_SLACK else "MISS"
+        print(
+            f"  {verdict}  first delta <= bare + 2 ms [{framing:>5}]  "
+            f"compat {compat_first * 1e3:.2f} ms, bare {bare_first * 1e3:.2f} ms: "
+            f"wall {(compat_first - bare_first) * 1e3:+.2f} ms (cpu {cpu_gap * 1e3:+.2f} ms)"
+        )
+
+
+_FRAMING_TEXT = {
+    "bulk": "64 KiB writes, Content-Length, LF (many events per read)",
+    "lf": "one event per HTTP chunk, chunked transfer encoding, LF",
+    "crlf": "one event per HTTP chunk, chunked transfer encoding, CRLF",
+    "paced": f"lf, {_wire.PACE * 1e3:g} ms pause after each event (each arrives alone)",
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--deltas", type=int, default=20_000)
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--serve", nargs=2, metavar=("DIR", "PORT_FILE"), help=argparse.SUPPRESS)
+    parser.add_argument("--deltas", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--first-samples",
+        type=int,
+        default=10,
+        help="short-stream requests per round (first delta)",
+    )
+    parser.add_argument(
+        "--framing",
+        default=",".join(_wire.DEFAULT_FRAMINGS),
+        help=f"comma-separated, of {', '.join(_wire.FRAMINGS)} (default: all but paced)",
+    )
     args = parser.parse_args()
-    if args.serve:
-        serve(*args.serve)
-        return
-
-    import warnings
+    load = os.getloadavg()[0]
+    framings = [f for f in args.framing.split(",") if f]
+    unknown = sorted(set(framings) - set(_wire.FRAMINGS))
+    if unknown or not framings:
+        parser.error(f"unknown framing {unknown}; valid: {', '.join(_wire.FRAMINGS)}")
 
     warnings.filterwarnings("ignore", category=DeprecationWarning)  # dashscope's, on every call
-    with tempfile.TemporaryDirectory() as tmp:
-        directory = Path(tmp)
-        record(directory, args.deltas)
-        port_file = directory / "port"
-        server = subprocess.Popen(
-            [sys.executable, __file__, "--serve", str(directory), str(port_file)]
+    with tempfile.TemporaryDirectory() as store_dir, _wire.server(args.deltas) as origin:
+        os.environ.update(
+            COMPAT_BACKEND="responses",
+            COMPAT_STORE=str(Path(store_dir, "compat.sqlite3")),
+            DASHSCOPE_API_KEY="sk-bench",
         )
-        try:
-            deadline = time.monotonic() + 20
-            while not port_file.exists() or not port_file.read_text():
-                if time.monotonic() > deadline:
-                    raise SystemExit("the replay server did not start")
-                time.sleep(0.05)
-            base_url = f"http://127.0.0.1:{port_file.read_text()}"
-            readers = make_readers(base_url)
-            times: dict[str, list[float]] = {name: [] for name in readers}
-            expected = len(text_of(args.deltas))
-            for name, read in readers.items():  # warm-up: imports, connections, caches
-                assert read()[0] == expected, f"{name} read a different text"
-            for _ in range(args.rounds):
-                for name, read in readers.items():
-                    gc.collect()  # no reader pays for the garbage of the one before it
-                    count, seconds = read()
-                    assert count == expected, f"{name} read {count} characters, not {expected}"
-                    times[name].append(seconds)
-        finally:
-            server.terminate()
-            server.wait()
-
-    medians = {name: statistics.median(values) for name, values in times.items()}
-    print(f"one stream of {args.deltas:,} text deltas on loopback, median of {args.rounds} rounds")
-    print(f"python {sys.version.split()[0]}, pid {os.getpid()}")
-    for name, value in medians.items():
-        spread = f"{min(times[name]):.3f}-{max(times[name]):.3f}"
-        print(f"  {name:<10} {value:7.3f} s   (range {spread} s)")
-    print("ratios (lower is better for compat):")
-    for anchor in ("openai", "dashscope", "bare"):
-        print(f"  compat/{anchor:<10} {medians['compat'] / medians[anchor]:6.2f}")
-    print("goals: compat/bare <= 1.50, compat/dashscope <= 0.50")
+        readers = make_readers()
+        results = measure(origin, framings, readers, args)
+    report(results, framings, args, load)
 
 
 if __name__ == "__main__":
