@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,7 +19,9 @@ import pytest
 import compat
 from compat import lifecycle
 from compat.store import MemoryStore, Record, StoreError
-from compat.testing import Emulator, Failure, Reasoning, Scenario, Text
+from compat.testing import Emulator, Reasoning, Scenario, Text
+
+from .held import stalled, wait_for
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("COMPAT_BACKEND", "responses") != "responses",
@@ -35,22 +36,6 @@ def responses(compat_emulator: Emulator) -> Iterator[Emulator]:
     compat.configure(backend="responses", store="memory")
     yield compat_emulator
     compat.configure(reset=True)
-
-
-def stalled(text: str = "Partial answer") -> Scenario:
-    """Streams ``text``, then nothing for two minutes: the run stays active until cancelled."""
-    return Scenario.of(Text(text), Failure("stall", "stall", mode="stall", seconds=120))
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def bodies(emu: Emulator) -> list[dict[str, Any]]:

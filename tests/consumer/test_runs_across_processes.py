@@ -14,17 +14,17 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import compat
-from compat.testing import Emulator, Failure, Scenario, Text
+from compat.testing import Emulator, Scenario, Text
 
 from . import proc_workers as w
+from .held import stalled, wait_for
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("COMPAT_BACKEND", "responses") != "responses",
@@ -42,21 +42,6 @@ def shared(compat_emulator: Emulator, tmp_path: Path) -> Iterator[tuple[Emulator
     compat.configure(backend="responses", store=store)
     yield compat_emulator, store
     compat.configure(reset=True)
-
-
-def stalled(text: str = "Partial answer") -> Scenario:
-    return Scenario.of(Text(text), Failure("stall", "stall", mode="stall", seconds=120))
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def start(target: Any, *args: Any) -> Any:
