@@ -87,6 +87,7 @@ class ResponsesAPI:
         self._api_key = api_key
         self._default_flavor: Flavor = flavor
         self.flavor: Flavor = flavor
+        self.ignore_instructions = False
         self._lock = threading.Lock()
         self._responses: dict[str, _Stored] = {}
         self._scripts: dict[str, Script] = {}  # response id → its script, awaiting tool outputs
@@ -95,6 +96,7 @@ class ResponsesAPI:
     def reset(self) -> None:
         with self._lock:
             self.flavor = self._default_flavor
+            self.ignore_instructions = False
             self._responses.clear()
             self._scripts.clear()
             self._call_owner.clear()
@@ -153,6 +155,8 @@ class ResponsesAPI:
         if failure is not None and failure.status is not None:
             raise APIError(failure.status, failure.code, failure.message)
         conversation = history + items
+        if self.ignore_instructions:
+            instructions = None
         seen = _conversation(conversation, instructions or "", tools)
         turn = script.next_turn(seen)
         if owner is not None:

@@ -452,9 +452,12 @@ def default_turn(conversation: Conversation) -> Turn:
 class Script:
     """The turns a run (or a chain of Responses requests) still has to play."""
 
-    def __init__(self, scenario: Scenario | None = None) -> None:
+    def __init__(
+        self, scenario: Scenario | None = None, seen: list[Conversation] | None = None
+    ) -> None:
         self.pace = scenario.pace if scenario is not None else None
         self._turns: deque[Turn] = deque(scenario.turns if scenario is not None else ())
+        self._seen = seen
 
     def take_http_error(self) -> Failure | None:
         """Consume and return the next turn if it is an HTTP-level failure.
@@ -472,6 +475,8 @@ class Script:
 
     def next_turn(self, conversation: Conversation) -> Turn:
         """The next scripted turn, else :func:`default_turn` of ``conversation``."""
+        if self._seen is not None:
+            self._seen.append(conversation)
         return self._turns.popleft() if self._turns else default_turn(conversation)
 
 
@@ -481,6 +486,8 @@ class ScenarioQueue:
     def __init__(self) -> None:
         self._items: deque[Scenario] = deque()
         self._lock = threading.Lock()
+        #: what the model saw at each turn, on either API, oldest first
+        self.seen: list[Conversation] = []
 
     def put(self, scenarios: Iterable[Scenario]) -> None:
         with self._lock:
@@ -496,17 +503,18 @@ class ScenarioQueue:
         """
         with self._lock:
             if not self._items:
-                return Script(None)
+                return Script(None, self.seen)
             scenario = self._items.popleft()
             failure = scenario.turns[0].failure
             if failure is not None and failure.mode == "http_error" and failure.times > 1:
                 again = Turn([replace(failure, times=failure.times - 1)])
                 self._items.appendleft(replace(scenario, turns=[again]))
-            return Script(scenario)
+            return Script(scenario, self.seen)
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self.seen.clear()
 
     def __len__(self) -> int:
         with self._lock:

@@ -24,7 +24,7 @@ from typing import Any, Literal, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 from compat.testing._wire import LIMIT_MESSAGE, ORDER_MESSAGE, not_found_message
-from compat.testing.scenario import Scenario, ScenarioQueue
+from compat.testing.scenario import Conversation, Scenario, ScenarioQueue
 
 __all__ = [
     "API",
@@ -453,6 +453,26 @@ class Emulator:
         ``previous_response_not_found``; scripts waiting for tool outputs are kept.
         """
         self._responses.expire()
+
+    @property
+    def ignore_instructions(self) -> bool:
+        """Model a Responses server that ignores the ``instructions`` field (settable).
+
+        DashScope's Responses reference once listed ``instructions`` as unsupported, and says
+        unlisted parameters are ignored; system messages in ``input`` are always honoured.
+        :meth:`reset` turns it off.
+        """
+        return self._responses.ignore_instructions
+
+    @ignore_instructions.setter
+    def ignore_instructions(self, value: bool) -> None:
+        self._responses.ignore_instructions = value
+
+    @property
+    def conversations(self) -> list[Conversation]:
+        """What the model saw at each turn, on either API, oldest first: its instructions
+        (the field, unless ignored, joined with system messages), messages and tools."""
+        return list(self._scenarios.seen)
 
     def queue(self, *scenarios: Scenario) -> None:
         """Queue scenarios (FIFO): each next run, on either API, plays one."""

@@ -27,7 +27,8 @@ from compat.testing import (
     Text,
     Turn,
 )
-from tests.contract.sdk_models import problems, response_problems
+
+from .sdk_models import problems, response_problems
 
 JSON = dict[str, Any]
 FLAVORS = ("dashscope", "openai")
