@@ -606,13 +606,13 @@ def test_a_failure_before_response_created_opens_the_run_first() -> None:
 
 
 def test_error_codes_are_kept_and_a_missing_code_is_server_error() -> None:
-    assert _items.map_error("invalid_prompt", "bad") == {"code": "invalid_prompt", "message": "bad"}
-    assert _items.map_error(None, None) == {
+    assert _shape.map_error("invalid_prompt", "bad") == {"code": "invalid_prompt", "message": "bad"}
+    assert _shape.map_error(None, None) == {
         "code": "server_error",
         "message": "the upstream response failed",
     }
-    assert _items.map_error("server_error", "Rate limit reached")["code"] == "rate_limit_exceeded"
-    assert _items.map_error("server_error", "boom")["code"] == "server_error"
+    assert _shape.map_error("server_error", "Rate limit reached")["code"] == "rate_limit_exceeded"
+    assert _shape.map_error("server_error", "boom")["code"] == "server_error"
 
 
 def test_finish_fail_and_cancel_after_the_end_emit_nothing() -> None:

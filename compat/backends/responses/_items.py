@@ -52,7 +52,6 @@ __all__ = [
     "OutputItems",
     "complete_step",
     "emit",
-    "map_error",
 ]
 
 JSON = dict[str, Any]
@@ -82,21 +81,6 @@ IGNORED_ITEMS = frozenset(
 def emit(name: str, obj: JSON) -> Event:
     """An event carrying a copy of a snapshot: the caller may add keys, the snapshot moves on."""
     return (name, dict(obj))
-
-
-def map_error(code: object, message: object) -> JSON:
-    """A ``last_error`` from an upstream error code and message.
-
-    The upstream code is kept (``rate_limit_exceeded``, ``server_error``, ``invalid_prompt``,
-    ``insufficient_quota``, ...); a missing one is ``server_error``. DashScope reports its rate
-    limit as ``server_error`` with "rate limit" in the message (HTTP 200): that one becomes
-    ``rate_limit_exceeded``, the code legacy retry logic looks for.
-    """
-    text = message if isinstance(message, str) and message else "the upstream response failed"
-    name = code if isinstance(code, str) and code else "server_error"
-    if name == "server_error" and "rate limit" in text.lower():
-        name = "rate_limit_exceeded"
-    return {"code": name, "message": text}
 
 
 @dataclass(eq=False)

@@ -20,6 +20,7 @@ __all__ = [
     "hosted_parts",
     "item_key",
     "json_type",
+    "map_error",
     "message_text",
     "obj",
     "opt_int",
@@ -57,6 +58,21 @@ def json_type(value: object) -> str:
 
 def _wrong(what: str, key: str, value: object, expected: str) -> TranslationError:
     return TranslationError(f"{what}: {key} is {json_type(value)}, not {expected}")
+
+
+def map_error(code: object, message: object) -> JSON:
+    """A ``last_error`` from an upstream error code and message.
+
+    The upstream code is kept (``rate_limit_exceeded``, ``server_error``, ``invalid_prompt``,
+    ``insufficient_quota``, ...); a missing one is ``server_error``. DashScope reports its rate
+    limit as ``server_error`` with "rate limit" in the message (HTTP 200): that one becomes
+    ``rate_limit_exceeded``, the code legacy retry logic looks for.
+    """
+    text = message if isinstance(message, str) and message else "the upstream response failed"
+    name = code if isinstance(code, str) and code else "server_error"
+    if name == "server_error" and "rate limit" in text.lower():
+        name = "rate_limit_exceeded"
+    return {"code": name, "message": text}
 
 
 def obj(parent: JSON, key: str, what: str, *, required: bool = False) -> JSON:

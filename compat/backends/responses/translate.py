@@ -54,9 +54,15 @@ from compat.backends.responses._items import (
     TextDelta,
     complete_step,
     emit,
-    map_error,
 )
-from compat.backends.responses._shape import json_type, obj, opt_int, opt_str, token_counts
+from compat.backends.responses._shape import (
+    json_type,
+    map_error,
+    obj,
+    opt_int,
+    opt_str,
+    token_counts,
+)
 from compat.errors import TranslationError
 
 __all__ = ["IGNORED_EVENTS", "Event", "ResponsesTranslator", "State"]
@@ -197,7 +203,8 @@ class ResponsesTranslator:
     def feed(self, event: JSON) -> list[Event]:
         """The Assistant events one Responses event produces now (often none).
 
-        Raises ``TranslationError`` (and enters ERROR) for an event that breaks the protocol.
+        Raises ``TranslationError`` (and enters ERROR) for an event that breaks the protocol,
+        and nothing else. Once settled: ``[]``, the event counted in ``late_events``.
         """
         try:
             kind = event.get("type")
