@@ -42,6 +42,7 @@ __all__ = [
     "DEFAULT_RESPONSES_BASE_URL",
     "DEFAULT_TIMEOUT",
     "HISTORY_MODES",
+    "INSTRUCTION_MODES",
     "Settings",
     "compatible_mode_url",
     "configure",
@@ -50,6 +51,7 @@ __all__ = [
 
 BACKENDS = ("responses", "assistants")
 HISTORY_MODES = ("chain", "replay")
+INSTRUCTION_MODES = ("parameter", "message")
 DEFAULT_RESPONSES_BASE_URL = "https://dashscope.aliyuncs.com/compatible-mode/v1"
 #: Seconds the Responses API may stay silent (before the first byte, or between two events)
 #: before the run fails. Generous for a slow first token, but not openai's 600 s.
@@ -72,6 +74,9 @@ class Settings:
     responses_base_url: str = DEFAULT_RESPONSES_BASE_URL
     store: str | None = None
     history: str = "chain"
+    #: how the run's instructions reach the model: the ``instructions`` request field, or a
+    #: leading ``system`` input message (for servers that ignore the field)
+    instructions: str = "parameter"
     #: None: compat's DEFAULT_TIMEOUT on the responses backend, dashscope's own on assistants
     timeout: float | None = None
     max_retries: int = DEFAULT_MAX_RETRIES
@@ -102,6 +107,7 @@ _ENV: dict[str, tuple[str, ...]] = {
     "responses_base_url": ("COMPAT_RESPONSES_BASE_URL",),
     "store": ("COMPAT_STORE",),
     "history": ("COMPAT_HISTORY",),
+    "instructions": ("COMPAT_INSTRUCTIONS",),
     "timeout": ("COMPAT_TIMEOUT", "DASHSCOPE_TIMEOUT"),
     "max_retries": ("COMPAT_MAX_RETRIES", "DASHSCOPE_MAX_RETRIES"),
     "lease_seconds": ("COMPAT_LEASE_SECONDS",),
@@ -123,7 +129,7 @@ def configure(**settings: Any) -> Settings:
     """Set compat's configuration in code; it wins over everything but per-call arguments.
 
     Accepts ``backend``, ``api_key``, ``api_key_file_path``, ``assistants_base_url``,
-    ``responses_base_url``, ``store``, ``history``, ``timeout`` (seconds), ``max_retries``,
+    ``responses_base_url``, ``store``, ``history``, ``instructions``, ``timeout`` (seconds), ``max_retries``,
     ``lease_seconds`` and ``exit_timeout`` (seconds; see migration_guide.md 5.2.1).
     A value of ``None`` removes that override (the lower tiers apply again);
     ``configure(reset=True)`` removes them all. Returns the settings now in force.
@@ -213,6 +219,11 @@ def _parse(name: str, value: Any, origin: str) -> Any:
     if name == "backend" and value not in BACKENDS:
         raise ConfigurationError(
             f"unknown backend {value!r} (from {origin}); valid choices: {', '.join(BACKENDS)}"
+        )
+    if name == "instructions" and value not in INSTRUCTION_MODES:
+        raise ConfigurationError(
+            f"unknown instructions mode {value!r} (from {origin}); "
+            f"valid choices: {', '.join(INSTRUCTION_MODES)}"
         )
     if name == "history" and value not in HISTORY_MODES:
         raise ConfigurationError(

@@ -48,12 +48,20 @@ def _all_messages(store: Store, thread_id: str, after: str | None = None) -> lis
 
 
 class History:
-    """Builds the ``input`` (and ``previous_response_id``) for a run's next response."""
+    """Builds the ``input`` (and ``previous_response_id``) for a run's next response.
 
-    def __init__(self, store: Store, thread_id: str, mode: str) -> None:
+    ``system``: the run's instructions as a leading ``system`` message (``COMPAT_INSTRUCTIONS=
+    message``), else None. Such a message stays in a response chain, so a chain is continued
+    only by a run with the same instructions (``chain_instructions`` on the thread); a run with
+    other instructions starts a new chain by replay, and the model sees its own instructions
+    exactly once, never a previous run's.
+    """
+
+    def __init__(self, store: Store, thread_id: str, mode: str, system: str | None = None) -> None:
         self.store = store
         self.thread_id = thread_id
         self.mode = mode
+        self.system = system or None
 
     def input_for(self, continuation: JSON | None) -> Input:
         if self.mode != "chain":
@@ -71,7 +79,7 @@ class History:
         record = self.store.get("thread", self.thread_id)
         meta = record.meta if record else {}
         previous = meta.get("last_response_id")
-        if not previous:
+        if not previous or meta.get("chain_instructions") != self.system:
             return self.replay_input(None)
         cursor = meta.get("chain_cursor")
         new = _all_messages(self.store, self.thread_id, after=cursor)
@@ -81,6 +89,8 @@ class History:
     def replay_input(self, continuation: JSON | None) -> Input:
         messages = _all_messages(self.store, self.thread_id)
         items = [message_input(m) for m in messages]
+        if self.system:
+            items.insert(0, {"role": "system", "content": self.system})
         if continuation is not None:
             for past in continuation.get("rounds", []):
                 items += function_call_items(past["calls"], past["outputs"])

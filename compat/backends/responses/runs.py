@@ -109,8 +109,11 @@ class _Job:
         history: Input,
         translator: ResponsesTranslator,
         lease_seconds: float,
+        system: str | None,
     ) -> None:
         self.run_id: str = run["id"]
+        #: the instructions sent as a system message (they stay in the chain), or None
+        self.system = system
         self.thread_id: str = run["thread_id"]
         self.history = history
         self.translator = translator
@@ -235,11 +238,15 @@ class RunExecutor:
         out, so a slow time-to-headers cannot make the run look orphaned.
         """
         upstream = upstream_for(opts.settings, opts.api_key)
-        history = History(self.store, run["thread_id"], opts.settings.history)
         tools = rq.map_tools(run["tools"])
         # run["instructions"] is already the effective text (override or assistant's, plus
-        # additional_instructions); the Responses API needs it on every request of the run.
+        # additional_instructions). As the field, every request of the run sends it (it is not
+        # carried over previous_response_id); as a system message, History places it.
         instructions = run["instructions"] or None
+        system = None
+        if opts.settings.instructions == "message":
+            instructions, system = None, instructions
+        history = History(self.store, run["thread_id"], opts.settings.history, system)
         translator_args: JSON = {}
         if continuation is not None:
             translator_args = {
@@ -268,7 +275,7 @@ class RunExecutor:
             **translator_args,
         )
         sent = history.input_for(continuation)
-        job = _Job(run, sent, translator, opts.settings.lease_seconds)
+        job = _Job(run, sent, translator, opts.settings.lease_seconds, system)
         self.owners.drive(job)
         timeout = opts.extra.get("request_timeout")
         try:
@@ -448,6 +455,7 @@ class RunExecutor:
                     "pending": list(t.pending_tool_calls),
                     "tool_step_id": _tool_step_id(t),
                     "cursor": job.history.cursor,
+                    "system": job.system,
                     "lease": None,
                 }
                 try:
@@ -478,7 +486,11 @@ class RunExecutor:
         # Only a completed response may be chained: one that ended in function calls would make
         # the next request carry unanswered calls (a cancelled requires_action run).
         if data["status"] == "completed" and response_id:
-            meta.update(last_response_id=response_id, chain_cursor=run.meta.get("cursor"))
+            meta.update(
+                last_response_id=response_id,
+                chain_cursor=run.meta.get("cursor"),
+                chain_instructions=run.meta.get("system"),
+            )
         tx.put("thread", thread.data, meta)
 
     # -- reading ----------------------------------------------------------------------------
