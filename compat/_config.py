@@ -129,8 +129,8 @@ def configure(**settings: Any) -> Settings:
     """Set compat's configuration in code; it wins over everything but per-call arguments.
 
     Accepts ``backend``, ``api_key``, ``api_key_file_path``, ``assistants_base_url``,
-    ``responses_base_url``, ``store``, ``history``, ``instructions``, ``timeout`` (seconds), ``max_retries``,
-    ``lease_seconds`` and ``exit_timeout`` (seconds; see migration_guide.md 5.2.1).
+    ``responses_base_url``, ``store``, ``history``, ``instructions``, ``timeout`` (seconds),
+    ``max_retries``, ``lease_seconds`` and ``exit_timeout`` (seconds; migration_guide.md 5.2.1).
     A value of ``None`` removes that override (the lower tiers apply again);
     ``configure(reset=True)`` removes them all. Returns the settings now in force.
     """

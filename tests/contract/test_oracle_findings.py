@@ -1,7 +1,7 @@
-"""What the independent oracle found wrong in compat itself, pinned until compat is fixed.
+"""What the independent oracle found wrong in compat itself, kept as regression tests.
 
-Each finding is a strict xfail: it fails today for the stated reason, and the day compat is
-fixed it passes, the xfail turns into an error, and the marker must go.
+Each finding was first pinned as a strict xfail; both are fixed, and these now run as parity
+tests on both backends. A new finding goes here as a strict xfail until compat is fixed.
 """
 
 from __future__ import annotations
@@ -44,21 +44,8 @@ def test_tool_outputs_submitted_on_the_requires_action_event_continue_the_run(
     assert resumed[-1][0] == "thread.run.completed"
 
 
-RESPONSES_USAGE_BEFORE_THE_END = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "compat's responses backend puts the first response's usage on a run that is not "
-        "terminal (thread.run.requires_action, and the queued / in_progress events after "
-        "submit_tool_outputs); the Assistant side sends usage: null until the run ends "
-        "(OpenAI's semantics, which DashScope's Assistant API follows; inferred), so legacy "
-        "code that tests `run.usage is None` sees a difference"
-    ),
-)
-
-
-@pytest.fixture(
-    params=["assistants", pytest.param("responses", marks=RESPONSES_USAGE_BEFORE_THE_END)]
-)
+# Fixed: a run shows usage only once it ends, on both backends.
+@pytest.fixture(params=["assistants", "responses"])
 def usage_backend(request: pytest.FixtureRequest, compat_emulator: Emulator) -> Iterator[str]:
     compat.configure(backend=request.param, store="memory")
     yield request.param

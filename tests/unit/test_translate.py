@@ -86,7 +86,7 @@ def make(
         emit_run_start=False,
         continuation_step=first.steps[-1],
         tool_outputs={call_id: TOOL_OUTPUT},
-        prior_usage=first.run["usage"],
+        prior_usage=first.total_usage,
         **extra,
     )
 
@@ -335,7 +335,9 @@ def test_function_call_ends_in_requires_action() -> None:
         }
     ]
     run = translator.run
-    assert run["status"] == "requires_action" and run["usage"] == run_usage(150, 18)
+    # No usage on a run that has not ended (as the Assistant API); the count is kept for the next.
+    assert run["status"] == "requires_action" and run["usage"] is None
+    assert translator.total_usage == run_usage(150, 18)
     assert run["required_action"]["submit_tool_outputs"]["tool_calls"] == [
         {
             "id": call_id,
@@ -418,10 +420,11 @@ def test_the_continuation_does_not_change_the_stored_step() -> None:
         emit_run_start=False,
         continuation_step=stored,
         tool_outputs={first.pending_tool_calls[0]["id"]: "x"},
+        prior_usage=first.total_usage,
     )
     drive(follow, load("continuation"))
     assert stored == json.loads(json.dumps(first.steps[-1]))
-    assert follow.run["usage"] == run_usage(340, 30)  # prior usage read from the run
+    assert follow.run["usage"] == run_usage(340, 30)
 
 
 # -- which item an event is about -------------------------------------------------------------

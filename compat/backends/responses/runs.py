@@ -451,7 +451,7 @@ class RunExecutor:
                     return out  # its thread was deleted: nothing to write back
                 meta = {
                     "response_ids": [*record.meta.get("response_ids", []), *response_ids],
-                    "usage": run.get("usage"),
+                    "usage": t.total_usage,
                     "pending": list(t.pending_tool_calls),
                     "tool_step_id": _tool_step_id(t),
                     "cursor": job.history.cursor,

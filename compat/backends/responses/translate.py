@@ -325,6 +325,9 @@ class ResponsesTranslator:
         run = self.run
         run["usage"] = self._run_usage()
         if self._items.calls:
+            # A run shows no usage until it ends, as the Assistant API's (``total_usage``
+            # keeps the count for the run's next response).
+            run["usage"] = None
             self._move("require_action", "response.completed")
             self.pending_tool_calls = self._items.hold_calls()
             run.update(
@@ -474,6 +477,11 @@ class ResponsesTranslator:
 
     def _step_usage(self) -> JSON | None:
         return None if self._counts is None else step_usage(*self._counts)
+
+    @property
+    def total_usage(self) -> JSON | None:
+        """The run's usage so far, this response's included (shown on the run once it ends)."""
+        return self._run_usage()
 
     def _run_usage(self) -> JSON | None:
         """The run's usage: every earlier response's plus this one's (None if none is known)."""
