@@ -51,6 +51,8 @@ POLL_SECONDS = 0.2
 REQUIRES_ACTION_SECONDS = 600
 
 _worker = {"id": uuid.uuid4().hex}
+#: The runs this process drives now, whatever store they are in (see ``lapsed``).
+_driven_here: set[str] = set()
 
 
 def worker_id() -> str:
@@ -64,10 +66,17 @@ def lease(now: int, seconds: float) -> dict[str, Any]:
 
 
 def lapsed(record: Record, now: int) -> bool:
-    """The run's driver is gone (its lease lapsed), or it waited too long for tool outputs."""
+    """The run's driver is gone (its lease lapsed), or it waited too long for tool outputs.
+
+    A run driven by this very process is never lapsed here, however late its renewal (a
+    starved keeper thread must not let the process reap its own live run).
+    """
     status = record.data.get("status")
     if status in lifecycle.DRIVEN:
-        until = (record.meta.get("lease") or {}).get("until")
+        held = record.meta.get("lease") or {}
+        if held.get("owner") == worker_id() and record.data.get("id") in _driven_here:
+            return False
+        until = held.get("until")
         return not isinstance(until, int) or until < now
     if status == "requires_action":
         expires_at = record.data.get("expires_at")
@@ -155,6 +164,7 @@ class RunOwnership:
         with self._lock:
             self._jobs[job.run_id] = job
             self._renewed[job.run_id] = time.monotonic()
+            _driven_here.add(job.run_id)
             if self._keeper is None or not self._keeper.is_alive():
                 self._keeper = threading.Thread(
                     target=self._keep, name="compat-run-keeper", daemon=True
@@ -165,6 +175,7 @@ class RunOwnership:
         with self._lock:
             self._jobs.pop(run_id, None)
             self._renewed.pop(run_id, None)
+            _driven_here.discard(run_id)
 
     def job(self, run_id: str) -> Job | None:
         """The job driving ``run_id`` in this process, or None."""
@@ -265,6 +276,7 @@ _instances: weakref.WeakSet[RunOwnership] = weakref.WeakSet()
 
 def _after_fork_in_child() -> None:
     _worker["id"] = uuid.uuid4().hex
+    _driven_here.clear()
     for owners in list(_instances):
         owners._after_fork_in_child()
 
