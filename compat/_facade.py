@@ -9,6 +9,7 @@ current settings and types what comes back.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from typing import Any
 
 from compat import types as t
@@ -25,9 +26,14 @@ FileIds = list[str] | None
 ToolOutputs = list[JSON]
 
 
+#: Set by ``compat.aio`` around a call: network calls answer awaitables (``CallOptions``).
+ASYNCHRONOUS: ContextVar[bool] = ContextVar("compat_asynchronous", default=False)
+
+
 def _options(workspace: str | None, api_key: str | None, kwargs: JSON) -> tuple[Any, CallOptions]:
     settings = current_settings()
-    return get_backend(settings), CallOptions(settings, workspace, api_key, kwargs)
+    opts = CallOptions(settings, workspace, api_key, kwargs, asynchronous=ASYNCHRONOUS.get())
+    return get_backend(settings), opts
 
 
 def _typed(kind: Callable[..., Any], reply: Any) -> Any:
@@ -319,4 +325,4 @@ class Threads:
             "metadata": metadata,
         }
         backend, opts = _options(workspace, api_key, kwargs)
-        return t.Run.from_dict(backend.create_thread_and_run(params, opts))
+        return _typed(t.Run, backend.create_thread_and_run(params, opts))  # type: ignore[no-any-return]

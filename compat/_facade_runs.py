@@ -327,7 +327,7 @@ class Runs:
         if not run_id or not thread_id:
             raise InputRequired("run_id and thread_id are required!")
         backend, opts = _options(workspace, api_key, kwargs)
-        return t.Run.from_dict(backend.wait_run(thread_id, run_id, timeout_seconds, opts))
+        return _typed(t.Run, backend.wait_run(thread_id, run_id, timeout_seconds, opts))  # type: ignore[no-any-return]
 
     @classmethod
     def update(

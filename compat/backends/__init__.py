@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -24,6 +24,7 @@ from compat.errors import ConfigurationError
 
 __all__ = [
     "JSON",
+    "AsyncStreamItems",
     "Backend",
     "CallOptions",
     "Reply",
@@ -35,8 +36,12 @@ __all__ = [
 JSON = dict[str, Any]
 #: Typed items: ``(event, compat.types object)``, or ``(event, dict)`` where dashscope keeps one.
 StreamItems = Iterator[tuple[str | None, Any]]
+#: The same items for ``compat.aio`` (``CallOptions.asynchronous``).
+AsyncStreamItems = AsyncIterator[tuple[str | None, Any]]
 #: A non-streamed call answers one object; a streamed one an iterator of (event, data) items.
-Reply = JSON | StreamItems
+#: With ``CallOptions.asynchronous``, a call that needs the network answers an awaitable of
+#: its reply (and streams are async iterators).
+Reply = JSON | StreamItems | AsyncStreamItems | Awaitable[Any]
 
 
 def error_stream(error: JSON) -> StreamItems:
@@ -55,6 +60,8 @@ class CallOptions:
     workspace: str | None = None
     api_key: str | None = field(default=None, repr=False)  # never shown: a repr may be logged
     extra: JSON = field(default_factory=dict)
+    #: called by ``compat.aio``: network calls answer awaitables (see ``Reply``)
+    asynchronous: bool = False
 
 
 class Backend(Protocol):

@@ -246,7 +246,7 @@ def failure_after_start(api: Any, emu: Emulator, scenario: Scenario) -> list[Any
 
 
 def active_run_is_refused(api: Any, emu: Emulator) -> list[Any]:
-    emu.queue(Scenario.text("slow " * 30).paced(0.02))
+    emu.queue(Scenario.text("slow " * 100).paced(0.02))  # active through the next three calls
     assistant, thread = _setup(api, [], "Hi")
     run = api.Runs.create(thread.id, assistant_id=assistant.id)
     second = api.Runs.create(thread.id, assistant_id=assistant.id)

@@ -8,6 +8,7 @@ HTTP 400 ``InvalidParameter``, "The specified thread has been deleted or does no
 from __future__ import annotations
 
 import threading
+from collections.abc import Awaitable
 from typing import Any
 
 from compat import _objects as o
@@ -261,8 +262,11 @@ class ResponsesBackend:
 
     def wait_run(
         self, thread_id: str, run_id: str, timeout_seconds: float, opts: CallOptions
-    ) -> JSON:
-        run = self.executor(opts).wait(thread_id, run_id, timeout_seconds)
+    ) -> Any:
+        executor = self.executor(opts)
+        if opts.asynchronous:
+            return _awaited(executor.await_run(thread_id, run_id, timeout_seconds))
+        run = executor.wait(thread_id, run_id, timeout_seconds)
         return ok(run) if run else not_found("run")
 
     # -- steps ------------------------------------------------------------------------------
@@ -312,6 +316,11 @@ def _refusal(params: JSON) -> JSON | None:
     except rq.Refused as exc:
         return error(400, exc.code, exc.message)
     return None
+
+
+async def _awaited(waiting: Awaitable[JSON | None]) -> JSON:
+    run = await waiting
+    return ok(run) if run else not_found("run")
 
 
 def _as_reply(err: JSON, params: JSON) -> Reply:

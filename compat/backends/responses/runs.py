@@ -1,36 +1,42 @@
-"""Runs on the Responses backend: start, drive, store, cancel, continue after tool outputs.
+"""Runs on the Responses backend: start, cancel, continue after tool outputs, read.
 
 One run is one or more Responses (a function-call round trip continues the same run with a new
 response). ``RunExecutor`` claims the thread and stores the queued run in one transaction,
 opens the upstream stream (so HTTP errors come back from the call, as dashscope returns them;
 the run is then withdrawn), then either hands the translated events to the caller (streamed
-runs) or drives them in a background thread (non-streamed runs).
+runs) or drives them in the background (non-streamed runs). ``drive`` holds the loop.
 
 Every change of the stored run is a ``compat.lifecycle`` move applied by the store in one
 transaction (``compat.store.transition``): the driver never writes its snapshot over the stored
 run, so a cancel, a reap or a ``Runs.update`` from elsewhere is never lost. The store is written
-at lifecycle points only (run started, message created or completed, step moves, run finished,
-the lease), never per delta. Leases, orphans and the thread's claim are ``ownership``'s.
+at lifecycle points only, never per delta. Leases, orphans and the thread's claim are
+``ownership``'s.
+
+Sync and async (``compat.aio``, ``CallOptions.asynchronous``) share everything but the network
+calls: ``_prepare`` builds a response's request and job, ``_open``/``_aopen`` send it, and
+``drive.stream_sync``/``drive.stream_async`` read it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
 from typing import Any
 
 from compat import _objects as o
 from compat import lifecycle
 from compat._ids import new_id, now_ms
-from compat._log import logger, once, redact
+from compat._log import logger
 from compat.backends import JSON, CallOptions, Reply, error_stream
 from compat.backends.responses import request as rq
+from compat.backends.responses.drive import Job, stream_async, stream_sync
 from compat.backends.responses.history import History, Input
 from compat.backends.responses.ownership import (
-    REQUIRES_ACTION_SECONDS,
     RunOwnership,
     claim_thread,
     expire_run,
@@ -39,16 +45,10 @@ from compat.backends.responses.ownership import (
     release_thread,
 )
 from compat.backends.responses.translate import ResponsesTranslator
-from compat.backends.responses.upstream import (
-    UpstreamBroken,
-    UpstreamHTTPError,
-    UpstreamStream,
-    mapped_errors,
-    upstream_for,
-)
-from compat.errors import StoreError, TimeoutException, TranslationError
+from compat.backends.responses.upstream import UpstreamBroken, UpstreamHTTPError, upstream_for
+from compat.errors import StoreError, TimeoutException
 from compat.store import Record, RunGone, Store, Tx, transition
-from compat.types import ThreadMessageDelta, convert_stream_item
+from compat.types import ThreadMessageDelta
 
 __all__ = ["RunExecutor"]
 
@@ -56,19 +56,8 @@ _log = logger(__name__)
 
 #: The statuses ``Runs.wait`` returns at (requires_action included: the user must act).
 _FINAL = lifecycle.TERMINAL | {"requires_action"}
-#: The translator's outcome → the lifecycle move that stores it.
-_OUTCOME_MOVES = {
-    "completed": "complete",
-    "failed": "fail",
-    "requires_action": "require_action",
-    "cancelled": "cancelled",
-}
-_TERMINAL_EVENTS = frozenset(f"thread.run.{status}" for status in _OUTCOME_MOVES)
-#: A message is stored when it is created (so a crash leaves no step pointing at nothing)
-#: and once more when it is finished; never per delta.
-_MESSAGE_WRITES = frozenset(
-    {"thread.message.created", "thread.message.completed", "thread.message.incomplete"}
-)
+#: How often ``Runs.wait`` reads the store.
+_WAIT_POLL = 0.02
 
 
 def _ok(obj: JSON) -> JSON:
@@ -100,44 +89,52 @@ def _broken_error(exc: UpstreamBroken) -> JSON:
     return _error(exc.code, exc.message, 504 if exc.code == "timeout" else 503)
 
 
-class _Job:
-    """One response of a run being driven here: request, translator, stream, cancel flag."""
+@dataclass
+class _Opening:
+    """A response's request, built; sending it is the sync or async shell's part."""
 
-    def __init__(
-        self,
-        run: JSON,
-        history: Input,
-        translator: ResponsesTranslator,
-        lease_seconds: float,
-        system: str | None,
-    ) -> None:
-        self.run_id: str = run["id"]
-        #: the instructions sent as a system message (they stay in the chain), or None
-        self.system = system
-        self.thread_id: str = run["thread_id"]
-        self.history = history
-        self.translator = translator
-        self.lease_seconds = lease_seconds
-        self.upstream: UpstreamStream | None = None
-        #: set by a cancel, here or (through the keeper) elsewhere; read once per event
-        self.cancelled = False
-        #: finished messages already stored (the final write skips them)
-        self.stored_messages: set[str] = set()
+    job: Job
+    request: JSON
+    history: History
+    continuation: JSON | None
+    cursor: str | None
+    request_for: Any  # Input -> request
+    opts: CallOptions
 
-    def stop(self) -> None:
-        """Cancel: the driver ends the run at its next event, or now if the read is blocked."""
-        self.cancelled = True
-        upstream = self.upstream
-        if upstream is not None:
-            upstream.interrupt()
-
-    def checkpoint(self) -> JSON | None:
-        """The open message with its text so far (stored with each lease renewal)."""
-        item = self.translator._items.message
-        if item is None:
+    def fallback(self, exc: UpstreamHTTPError) -> JSON | None:
+        """The replay request when the chained response is gone upstream, else None."""
+        sent = self.job.history
+        if sent.previous is None or not _lost_previous_response(exc):
             return None
-        text = "".join(list(item.chunks))
-        return dict(item.message, status="in_progress", content=[o.text_content(text)])
+        _log.info(
+            "run %s: previous response %s is gone upstream (%s); resending the thread",
+            self.job.run_id,
+            sent.previous,
+            exc.error.get("code"),
+        )
+        self.job.history = self.history.replay_input(self.continuation)
+        request: JSON = self.request_for(self.job.history)
+        return request
+
+    def opened(self) -> Job:
+        if self.job.history.cursor is None:
+            self.job.history = self.job.history._replace(cursor=self.cursor)
+        return self.job
+
+    @property
+    def timeout(self) -> float | None:
+        value: float | None = self.opts.extra.get("request_timeout")
+        return value
+
+
+@dataclass
+class _Start:
+    """A run claimed and stored queued, waiting for its first request to be sent."""
+
+    run: JSON
+    stream: bool
+    created_thread: JSON | None
+    prefix: list[tuple[str, JSON]] = field(default_factory=list)
 
 
 class RunExecutor:
@@ -148,29 +145,47 @@ class RunExecutor:
         self.owners = RunOwnership(store)
         self._background: dict[str, threading.Thread] = {}
         self._background_lock = threading.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
         _executors.append(self)
 
     # -- starting ---------------------------------------------------------------------------
     def start(
         self, thread_id: str, params: JSON, opts: CallOptions, created_thread: JSON | None = None
-    ) -> Reply:
+    ) -> Reply | Awaitable[Reply]:
+        """Claim the thread, store the run queued, send its first request (awaitable if async)."""
+        claimed = self._claim(thread_id, params, opts, created_thread)
+        if not isinstance(claimed, _Start):
+            return claimed
+        if opts.asynchronous:
+            return self._astart(claimed, params, opts)
+        try:
+            job = self._open(self._prepare(claimed.run, params, opts))
+        except BaseException as exc:
+            return self._start_failed(claimed, exc)
+        return self._launch(job, claimed.stream, claimed.prefix)
+
+    async def _astart(self, claimed: _Start, params: JSON, opts: CallOptions) -> Reply:
+        try:
+            job = await self._aopen(self._prepare(claimed.run, params, opts))
+        except BaseException as exc:
+            return self._start_failed(claimed, exc)
+        return await self._alaunch(job, claimed.stream, claimed.prefix)
+
+    def _claim(
+        self, thread_id: str, params: JSON, opts: CallOptions, created_thread: JSON | None
+    ) -> _Start | Reply:
         stream = bool(params.get("stream"))
         store = self.store
-
-        def refuse(err: JSON) -> Reply:
-            # Nothing the failed call created survives it (create_thread_and_run's thread).
-            if created_thread is not None:
-                store.delete("thread", created_thread["id"])
-            return _reply_error(err, stream)
-
+        claimed = _Start({}, stream, created_thread)
         assistant_record = store.get("assistant", params["assistant_id"])
         if assistant_record is None:
-            return refuse(_error("InvalidParameter", o.not_found_message("assistant")))
+            return self._refuse(
+                claimed, _error("InvalidParameter", o.not_found_message("assistant"))
+            )
         assistant = assistant_record.data
         run = o.run_object(
             new_id("run"), now_ms(), thread_id, assistant["id"], _run_fields(assistant, params)
         )
-        seconds = opts.settings.lease_seconds
         with store.transaction() as tx:
             thread = tx.get("thread", thread_id)
             if thread is None:
@@ -180,12 +195,12 @@ class RunExecutor:
                     "request": {"extra_body": params.get("extra_body")},
                     "response_ids": [],
                     "usage": None,
-                    "lease": lease(tx.now_ms(), seconds),
+                    "lease": lease(tx.now_ms(), opts.settings.lease_seconds),
                 }
                 refusal = claim_thread(tx, thread, run, meta)
         if refusal is not None:
             _log.info("run refused on thread %s: %s", thread_id, refusal)
-            return refuse(_error("InvalidParameter", refusal))
+            return self._refuse(claimed, _error("InvalidParameter", refusal))
         _log.info(
             "run %s started on thread %s: model=%s stream=%s history=%s",
             run["id"],
@@ -194,36 +209,39 @@ class RunExecutor:
             stream,
             opts.settings.history,
         )
-        try:
-            job = self._open(run, params, opts)
-        except BaseException as exc:
-            self._withdraw(run)
-            if isinstance(exc, UpstreamHTTPError):
-                _log.info(
-                    "run %s refused upstream: HTTP %s %s",
-                    run["id"],
-                    exc.status_code,
-                    exc.error.get("code"),
-                )
-                return refuse(exc.error)
-            if isinstance(exc, UpstreamBroken):
-                return refuse(_broken_error(exc))
-            if created_thread is not None:
-                store.delete("thread", created_thread["id"])
-            raise
-        prefix = (
-            [("thread.created", dict(created_thread, status_code=200))] if created_thread else []
-        )
-        return self._launch(job, stream, prefix)
+        claimed.run = run
+        if created_thread:
+            claimed.prefix = [("thread.created", dict(created_thread, status_code=200))]
+        return claimed
 
-    def _withdraw(self, run: JSON) -> None:
-        """Remove a run whose first request failed before its stream: the call returns an error."""
+    def _refuse(self, claimed: _Start, err: JSON) -> Reply:
+        # Nothing the failed call created survives it (create_thread_and_run's thread).
+        if claimed.created_thread is not None:
+            self.store.delete("thread", claimed.created_thread["id"])
+        return _reply_error(err, claimed.stream)
+
+    def _start_failed(self, claimed: _Start, exc: BaseException) -> Reply:
+        """The first request failed before its stream: withdraw the run, answer the error."""
+        run = claimed.run
         self.owners.done(run["id"])
         with self.store.transaction() as tx:
             release_thread(tx, run["thread_id"], run["id"])
             tx.delete("run", run["id"])
+        if isinstance(exc, UpstreamHTTPError):
+            _log.info(
+                "run %s refused upstream: HTTP %s %s",
+                run["id"],
+                exc.status_code,
+                exc.error.get("code"),
+            )
+            return self._refuse(claimed, exc.error)
+        if isinstance(exc, UpstreamBroken):
+            return self._refuse(claimed, _broken_error(exc))
+        if claimed.created_thread is not None:
+            self.store.delete("thread", claimed.created_thread["id"])
+        raise exc
 
-    def _open(
+    def _prepare(
         self,
         run: JSON,
         params: JSON,
@@ -231,13 +249,12 @@ class RunExecutor:
         *,
         continuation: JSON | None = None,
         cursor: str | None = None,
-    ) -> _Job:
-        """Build the request for the run's next response and open the upstream stream.
+    ) -> _Opening:
+        """Build the run's next request and its job (no network I/O).
 
         The job is watched (its lease renewed, a cancel noticed) from before the request goes
         out, so a slow time-to-headers cannot make the run look orphaned.
         """
-        upstream = upstream_for(opts.settings, opts.api_key)
         tools = rq.map_tools(run["tools"])
         # run["instructions"] is already the effective text (override or assistant's, plus
         # additional_instructions). As the field, every request of the run sends it (it is not
@@ -275,37 +292,52 @@ class RunExecutor:
             **translator_args,
         )
         sent = history.input_for(continuation)
-        job = _Job(run, sent, translator, opts.settings.lease_seconds, system)
+        job = Job(run, sent, translator, opts.settings.lease_seconds, system)
         self.owners.drive(job)
-        timeout = opts.extra.get("request_timeout")
+        return _Opening(job, request_for(sent), history, continuation, cursor, request_for, opts)
+
+    def _open(self, opening: _Opening) -> Job:
+        """Send the prepared request (the sync shell)."""
+        job = opening.job
         try:
+            upstream = upstream_for(opening.opts.settings, opening.opts.api_key)
             try:
-                job.upstream = upstream.stream(request_for(sent), timeout)
+                job.upstream = upstream.stream(opening.request, opening.timeout)
             except UpstreamHTTPError as exc:
-                if sent.previous is None or not _lost_previous_response(exc):
+                retry = opening.fallback(exc)
+                if retry is None:
                     raise
-                # The chained response expired or is unknown upstream: resend the thread instead.
-                _log.info(
-                    "run %s: previous response %s is gone upstream (%s); resending the thread",
-                    run["id"],
-                    sent.previous,
-                    exc.error.get("code"),
-                )
-                sent = job.history = history.replay_input(continuation)
-                job.upstream = upstream.stream(request_for(sent), timeout)
+                job.upstream = upstream.stream(retry, opening.timeout)
         except BaseException:
             self.owners.done(job.run_id)
             raise
-        if sent.cursor is None:
-            job.history = sent._replace(cursor=cursor)
-        return job
+        return opening.opened()
+
+    async def _aopen(self, opening: _Opening) -> Job:
+        """Send the prepared request (the async shell)."""
+        from compat.backends.responses.upstream_async import async_upstream_for
+
+        job = opening.job
+        try:
+            upstream = async_upstream_for(opening.opts.settings, opening.opts.api_key)
+            try:
+                job.upstream = await upstream.stream(opening.request, opening.timeout)
+            except UpstreamHTTPError as exc:
+                retry = opening.fallback(exc)
+                if retry is None:
+                    raise
+                job.upstream = await upstream.stream(retry, opening.timeout)
+        except BaseException:
+            self.owners.done(job.run_id)
+            raise
+        return opening.opened()
 
     # -- driving ----------------------------------------------------------------------------
-    def _launch(self, job: _Job, stream: bool, prefix: list[tuple[str, JSON]]) -> Reply:
+    def _launch(self, job: Job, stream: bool, prefix: list[tuple[str, JSON]]) -> Reply:
         if stream:
-            items = self._stream(job, prefix)
+            items = stream_sync(self, job, prefix)
             # Run it to its first (empty) yield: from there on, closing the stream or merely
-            # dropping it runs _stream's cleanup, so the run is stored cancelled either way.
+            # dropping it runs its cleanup, so the run is stored cancelled either way.
             next(items)
             return items  # type: ignore[return-value]
         worker = threading.Thread(
@@ -317,181 +349,25 @@ class RunExecutor:
         worker.start()
         return reply
 
-    def _drain(self, job: _Job) -> None:
+    def _drain(self, job: Job) -> None:
         try:
-            for _ in self._stream(job, []):
+            for _ in stream_sync(self, job, []):
                 pass
         finally:
             with self._background_lock:
                 self._background.pop(job.run_id, None)
 
-    def _stream(
-        self, job: _Job, prefix: list[tuple[str, JSON]]
-    ) -> Iterator[tuple[str | None, Any] | None]:
-        """The run's events, typed (``types.convert_stream_item``); the store kept in step.
-
-        Reading stops at the first terminal event: what the upstream sends after it is not
-        read. The terminal event is emitted after the store has taken the run's end.
-        """
-        translator = job.translator
-        feed = translator.feed
-        upstream = job.upstream
-        assert upstream is not None
-        finished = False
-        try:
-            yield None  # see _launch
-            yield from _typed(prefix)
-            out: list[Any] = []
-            try:
-                with mapped_errors():
-                    if upstream.is_event_stream:
-                        events = upstream.events()
-                    else:
-                        events = _json_body_events(upstream)
-                    for event in events:
-                        if job.cancelled:
-                            break
-                        out = feed(event)
-                        if not out:
-                            continue
-                        if len(out) == 1 and out[0][0] == "thread.message.delta":
-                            # The hot path: the translator built the typed delta itself.
-                            yield out[0]
-                            continue
-                        if translator.settled:
-                            break
-                        self._persist_progress(job, out)
-                        yield from _typed(out)
-                        out = []
-                if translator.settled:
-                    pass
-                elif job.cancelled:
-                    out = translator.cancel()
-                else:
-                    out = translator.finish()
-            except UpstreamBroken as exc:
-                out = (
-                    translator.cancel() if job.cancelled else translator.fail(exc.code, exc.message)
-                )
-            except TranslationError as exc:
-                out = translator.fail("invalid_stream", str(exc))
-            except StoreError as exc:
-                out = translator.fail("store_error", f"compat's store failed mid-run: {exc}")
-            out = self._settle(job, out)
-            finished = True
-            yield from _typed(out)
-        except GeneratorExit:
-            # The consumer closed the stream (or dropped it): the run is cancelled.
-            if not finished:
-                finished = True
-                self._settle(job, translator.cancel())
-            raise
-        finally:
-            upstream.close()
-            if not finished:
-                self._settle(job, translator.fail("server_error", "the run was interrupted"))
-            self.owners.done(job.run_id)
-
-    def _persist_progress(self, job: _Job, out: list[tuple[str, Any]]) -> None:
-        """Store what the events say: the run started, messages and steps as they move."""
-        items: list[tuple[Any, JSON]] = []
-        started = False
-        for event, payload in out:
-            if event in _MESSAGE_WRITES:
-                items.append(("message", _clean(payload)))
-            elif event.startswith("thread.run.step.") and event != "thread.run.step.delta":
-                items.append(("step", _clean(payload)))
-            elif event == "thread.run.in_progress":
-                started = True
-        if not items and not started:
-            return
-        with self.store.transaction() as tx:
-            try:
-                if started:
-                    transition(tx, job.run_id, "start", _driver_fields(job.translator.run))
-                elif tx.get("run", job.run_id) is None:
-                    raise RunGone(job.run_id)
-            except RunGone:
-                job.stop()  # deleted with its thread: write nothing back
-                return
-            except lifecycle.IllegalMove:
-                job.stop()  # cancelling, or taken away: the driver ends the run
-                return
-            for kind, data in items:
-                tx.put(kind, data, {})
-                if kind == "message" and data["status"] != "in_progress":
-                    job.stored_messages.add(data["id"])
-
-    def _settle(self, job: _Job, out: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
-        """Store the response's end as one move, with its messages and steps, and the thread's.
-
-        Returns the events to emit: ``out``, its terminal event replaced by the stored run's
-        when the store had already moved the run on (cancelled or reaped elsewhere).
-        """
-        t = job.translator
-        run = _driver_fields(t.run)
-        trigger = _OUTCOME_MOVES.get(run["status"])
-        if trigger is None:  # nothing settled (a double close): nothing to store
-            return out
-        error = run.get("last_error")
-        _log.info(
-            "run %s %s%s", run["id"], run["status"], f": {redact(str(error))}" if error else ""
-        )
-        for kind in t.unknown_events:
-            once(_log, "event", kind, "ignored unknown Responses event type %r", kind)
-        for kind in t.unknown_items:
-            once(_log, "item", kind, "ignored unknown Responses output item type %r", kind)
-        if run["status"] == "requires_action":
-            run["expires_at"] = now_ms() + REQUIRES_ACTION_SECONDS * 1000
-        response_ids = [t.response_id] if t.response_id else []
-        try:
-            with self.store.transaction() as tx:
-                record = tx.get("run", job.run_id)
-                if record is None:
-                    return out  # its thread was deleted: nothing to write back
-                meta = {
-                    "response_ids": [*record.meta.get("response_ids", []), *response_ids],
-                    "usage": t.total_usage,
-                    "pending": list(t.pending_tool_calls),
-                    "tool_step_id": _tool_step_id(t),
-                    "cursor": job.history.cursor,
-                    "system": job.system,
-                    "lease": None,
-                }
-                try:
-                    stored = transition(tx, job.run_id, trigger, run, meta)
-                except lifecycle.IllegalMove:
-                    return _with_terminal(out, record.data)
-                for message in t.messages:
-                    if message["id"] not in job.stored_messages:
-                        tx.put("message", _clean(message), {})
-                for step in t.steps:
-                    tx.put("step", _clean(step))
-                self._after_run(tx, stored, t.response_id)
-        except StoreError:
-            # The end could not be stored: the lease lapses and a reader reaps the run later.
-            return out
-        return _with_terminal(out, stored.data)
-
-    @staticmethod
-    def _after_run(tx: Tx, run: Record, response_id: str | None) -> None:
-        """Free the thread once the run is over; advance its chain when the run completed."""
-        data = run.data
-        thread = tx.get("thread", data["thread_id"])
-        if thread is None:
-            return
-        meta = dict(thread.meta)
-        if data["status"] not in lifecycle.ACTIVE and meta.get("active_run_id") == data["id"]:
-            meta["active_run_id"] = None
-        # Only a completed response may be chained: one that ended in function calls would make
-        # the next request carry unanswered calls (a cancelled requires_action run).
-        if data["status"] == "completed" and response_id:
-            meta.update(
-                last_response_id=response_id,
-                chain_cursor=run.meta.get("cursor"),
-                chain_instructions=run.meta.get("system"),
-            )
-        tx.put("thread", thread.data, meta)
+    async def _alaunch(self, job: Job, stream: bool, prefix: list[tuple[str, JSON]]) -> Reply:
+        items = stream_async(self, job, prefix)
+        await items.__anext__()  # primed, as in _launch
+        if stream:
+            return items  # type: ignore[return-value]
+        reply = _ok(_clean(job.translator.run))
+        # Driven by a task on the caller's loop (no thread); the loop must outlive the run.
+        task = asyncio.get_running_loop().create_task(_adrain(items))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return reply
 
     # -- reading ----------------------------------------------------------------------------
     def read_run(self, thread_id: str, run_id: str) -> JSON | None:
@@ -501,14 +377,25 @@ class RunExecutor:
         return self.owners.reap(record).data
 
     def wait(self, thread_id: str, run_id: str, timeout_seconds: float) -> JSON | None:
-        started = time.perf_counter()
-        while True:
-            run = self.read_run(thread_id, run_id)
-            if run is None or run.get("status") in _FINAL:
-                return run
-            if time.perf_counter() - started > timeout_seconds:
-                raise TimeoutException("Wait run complete timeout")
-            time.sleep(0.02)
+        deadline = time.perf_counter() + timeout_seconds
+        while not self._waited(thread_id, run_id, deadline):
+            time.sleep(_WAIT_POLL)
+        return self.read_run(thread_id, run_id)
+
+    async def await_run(self, thread_id: str, run_id: str, timeout_seconds: float) -> JSON | None:
+        """``wait`` for ``compat.aio``: the same checks, sleeping on the event loop."""
+        deadline = time.perf_counter() + timeout_seconds
+        while not self._waited(thread_id, run_id, deadline):
+            await asyncio.sleep(_WAIT_POLL)
+        return self.read_run(thread_id, run_id)
+
+    def _waited(self, thread_id: str, run_id: str, deadline: float) -> bool:
+        run = self.read_run(thread_id, run_id)
+        if run is None or run.get("status") in _FINAL:
+            return True
+        if time.perf_counter() > deadline:
+            raise TimeoutException("Wait run complete timeout")
+        return False
 
     # -- cancel and tool outputs ---------------------------------------------------------------
     def cancel(self, thread_id: str, run_id: str) -> JSON:
@@ -558,29 +445,42 @@ class RunExecutor:
 
     def submit_tool_outputs(
         self, thread_id: str, run_id: str, params: JSON, opts: CallOptions
-    ) -> Reply:
+    ) -> Reply | Awaitable[Reply]:
         stream = bool(params.get("stream"))
         with self.store.transaction() as tx:
             claimed = self._claim_continuation(tx, thread_id, run_id, params, opts)
         if isinstance(claimed, dict):
             return _reply_error(claimed, stream)
         record, continuation = claimed
+        opening = self._prepare(
+            record.data,
+            record.meta.get("request") or {},
+            opts,
+            continuation=continuation,
+            cursor=record.meta.get("cursor"),
+        )
+        if opts.asynchronous:
+            return self._asubmit(record, opening, stream)
         try:
-            job = self._open(
-                record.data,
-                record.meta.get("request") or {},
-                opts,
-                continuation=continuation,
-                cursor=record.meta.get("cursor"),
-            )
+            job = self._open(opening)
         except BaseException as exc:
-            self._unsubmit(record)
-            if isinstance(exc, UpstreamHTTPError):
-                return _reply_error(exc.error, stream)
-            if isinstance(exc, UpstreamBroken):
-                return _reply_error(_broken_error(exc), stream)
-            raise
+            return self._submit_failed(record, exc, stream)
         return self._launch(job, stream, [])
+
+    async def _asubmit(self, record: Record, opening: _Opening, stream: bool) -> Reply:
+        try:
+            job = await self._aopen(opening)
+        except BaseException as exc:
+            return self._submit_failed(record, exc, stream)
+        return await self._alaunch(job, stream, [])
+
+    def _submit_failed(self, record: Record, exc: BaseException, stream: bool) -> Reply:
+        self._unsubmit(record)
+        if isinstance(exc, UpstreamHTTPError):
+            return _reply_error(exc.error, stream)
+        if isinstance(exc, UpstreamBroken):
+            return _reply_error(_broken_error(exc), stream)
+        raise exc
 
     def _claim_continuation(
         self, tx: Tx, thread_id: str, run_id: str, params: JSON, opts: CallOptions
@@ -677,39 +577,9 @@ def _finish_all_background() -> None:
 atexit.register(_finish_all_background)
 
 
-def _typed(items: list[tuple[str, Any]]) -> list[tuple[str | None, Any]]:
-    """Stream items as the caller gets them: ``status_code`` 200 on each payload, then typed.
-
-    Text deltas come typed from the translator already (its ``text_delta`` builder).
-    """
-    for _, payload in items:
-        if payload.__class__ is dict:
-            payload["status_code"] = 200
-    return [convert_stream_item(event, payload) for event, payload in items]
-
-
-def _with_terminal(out: list[tuple[str, Any]], stored: JSON) -> list[tuple[str, Any]]:
-    """``out`` with its terminal run event replaced by the stored run's own."""
-    kept = [(event, payload) for event, payload in out if event not in _TERMINAL_EVENTS]
-    return [*kept, (f"thread.run.{stored['status']}", dict(stored))]
-
-
-def _json_body_events(upstream: UpstreamStream) -> Iterator[JSON]:
-    """A JSON body where a stream was expected, as events (DashScope's HTTP-200 rate limit)."""
-    body = next(upstream.events())["body"]
-    if body.get("object") == "response" and body.get("status") == "failed":
-        yield {"type": "response.created", "response": body}
-        yield {"type": "response.failed", "response": body}
-        return
-    detail = (body.get("error") or {}) if isinstance(body.get("error"), dict) else {}
-    raise UpstreamBroken(
-        str(detail.get("code") or body.get("code") or "invalid_stream"),
-        str(
-            detail.get("message")
-            or body.get("message")
-            or "the Responses API answered JSON where an event stream was expected"
-        ),
-    )
+async def _adrain(items: Any) -> None:
+    async for _ in items:
+        pass
 
 
 def _run_fields(assistant: JSON, params: JSON) -> JSON:
@@ -733,20 +603,6 @@ def _lost_previous_response(exc: UpstreamHTTPError) -> bool:
     # previous_response_id; OpenAI answers 400/404 with code previous_response_not_found.
     text = f"{exc.error.get('code')} {exc.error.get('message')}".lower()
     return exc.status_code in (400, 404) and "previous_response" in text
-
-
-def _tool_step_id(t: ResponsesTranslator) -> str | None:
-    for step in t.steps:
-        if step.get("type") == "tool_calls" and step.get("status") == "in_progress":
-            return str(step["id"])
-    return None
-
-
-def _driver_fields(run: JSON) -> JSON:
-    """The fields of the translator's run snapshot that the driver owns (not ``metadata``)."""
-    data = _clean(run)
-    data.pop("metadata", None)
-    return data
 
 
 def _clean(payload: JSON) -> JSON:

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import json
 import json.scanner
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import Any
 
-__all__ = ["InvalidEvent", "iter_sse_data", "iter_sse_json"]
+__all__ = ["InvalidEvent", "aiter_sse_json", "iter_sse_data", "iter_sse_json"]
 
 #: The C scanner behind json.loads, called directly: json.loads adds two Python-level calls and
 #: two regex matches per event, which on a text stream cost more than the parse itself.
@@ -44,6 +44,33 @@ def iter_sse_json(chunks: Iterable[bytes]) -> Iterator[dict[str, Any]]:
     Raises ``InvalidEvent`` for data that is not exactly one JSON object (or not UTF-8).
     """
     return _events(chunks, parse=True)  # type: ignore[return-value]
+
+
+async def aiter_sse_json(chunks: AsyncIterable[bytes]) -> AsyncIterator[dict[str, Any]]:
+    """``iter_sse_json`` over chunks that arrive asynchronously (the same parser).
+
+    Each arrival's complete events go through ``_events`` at once; the incomplete rest waits
+    for the next chunk, so an event is never parsed in pieces. Line ends are normalised to LF
+    here (a CR at a chunk's end may be half of a CRLF: it waits too).
+    """
+    pending = b""
+    async for chunk in chunks:
+        data = pending + chunk if pending else chunk
+        cr = b""
+        if b"\r" in data:
+            if data.endswith(b"\r"):
+                data, cr = data[:-1], b"\r"
+            data = data.replace(b"\r\n", b"\n")
+        cut = data.rfind(b"\n\n")
+        if cut < 0:
+            pending = data + cr
+            continue
+        pending = data[cut + 2 :] + cr
+        for event in _events((data[: cut + 2],), parse=True):
+            yield event  # type: ignore[misc]
+    if pending:
+        for event in _events((pending,), parse=True):
+            yield event  # type: ignore[misc]
 
 
 def _events(chunks: Iterable[bytes], parse: bool) -> Iterator[str | dict[str, Any]]:

@@ -33,7 +33,10 @@ __all__ = [
     "UpstreamBroken",
     "UpstreamHTTPError",
     "UpstreamStream",
+    "client_key",
+    "interrupt_response",
     "mapped_errors",
+    "parse_json_body",
     "upstream_for",
 ]
 
@@ -108,6 +111,34 @@ def mapped_errors() -> Iterator[None]:
         raise UpstreamBroken("server_error", f"the HTTP client failed: {exc!r}") from exc
 
 
+def parse_json_body(raw: bytes) -> JSON:
+    """The JSON object a non-stream answer carries, or ``UpstreamBroken``."""
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise UpstreamBroken(
+            "invalid_stream",
+            f"the Responses API answered neither a stream nor JSON: {raw[:200]!r}",
+        ) from exc
+    if not isinstance(body, dict):
+        raise UpstreamBroken("invalid_stream", "the Responses API answered a non-object body")
+    return body
+
+
+def interrupt_response(http_response: Any) -> None:
+    """Wake a read blocked on ``http_response``'s socket, from another thread (a cancel).
+
+    Shutting the socket down makes the blocked read fail at once, which closing it from
+    another thread would not; the reader then finds its job cancelled.
+    """
+    try:
+        stream = http_response.extensions["network_stream"]
+        sock = stream.get_extra_info("socket")
+        sock.shutdown(socket.SHUT_RDWR)
+    except (AttributeError, KeyError, TypeError, OSError):
+        pass  # already closed, or a transport without a socket: the next event will do
+
+
 class UpstreamStream:
     """A started Responses stream: ``events()`` gives the event dicts; ``close()`` releases it."""
 
@@ -118,45 +149,25 @@ class UpstreamStream:
         self.is_event_stream = "text/event-stream" in content_type
 
     def events(self) -> Iterator[JSON]:
-        """The events; a JSON body where a stream was expected comes as one pseudo-event.
+        """The event dicts of an event stream (``is_event_stream``; else see ``json_body``).
 
         Iterate inside ``mapped_errors()``: the reader is handed out bare, without a wrapping
         generator, because it is the hot path of every streamed run.
         """
-        if not self.is_event_stream:
-            return iter([self._json_body()])
         return iter_sse_json(self._response.iter_bytes())
 
-    def _json_body(self) -> JSON:
-        """A JSON body where a stream was expected: handed over as one pseudo-event."""
+    def json_body(self) -> JSON:
+        """A JSON body where a stream was expected (DashScope's HTTP-200 rate limit)."""
         with mapped_errors():
             raw = self._response.http_response.read()
-        try:
-            body = json.loads(raw)
-        except ValueError as exc:
-            raise UpstreamBroken(
-                "invalid_stream",
-                f"the Responses API answered neither a stream nor JSON: {raw[:200]!r}",
-            ) from exc
-        if not isinstance(body, dict):
-            raise UpstreamBroken("invalid_stream", "the Responses API answered a non-object body")
-        return {"type": "compat.json_body", "body": body}
+        return parse_json_body(raw)
 
     def close(self) -> None:
         self._manager.__exit__(None, None, None)
 
     def interrupt(self) -> None:
-        """Wake a read blocked on this stream, from another thread (a cancel arrived).
-
-        Shutting the socket down makes the blocked read fail at once, which closing it from
-        another thread would not; the reader then finds its job cancelled.
-        """
-        try:
-            stream = self._response.http_response.extensions["network_stream"]
-            sock = stream.get_extra_info("socket")
-            sock.shutdown(socket.SHUT_RDWR)
-        except (AttributeError, KeyError, TypeError, OSError):
-            pass  # already closed, or a transport without a socket: the next event will do
+        """Wake the blocked read from another thread (see ``interrupt_response``)."""
+        interrupt_response(self._response.http_response)
 
 
 class Upstream:
@@ -218,6 +229,11 @@ def _on_attempt(request: httpx2.Request) -> None:
         _log.info("retrying the Responses request (retry %s): %s", retry, redact(str(request.url)))
 
 
+async def _on_attempt_async(request: httpx2.Request) -> None:
+    """``_on_attempt`` for the async client."""
+    _on_attempt(request)
+
+
 def _log_request(base_url: str, request: JSON, timeout: float | None) -> None:
     """One line per upstream request: where, which model, how the history is sent, sizes."""
     items = request.get("input")
@@ -238,8 +254,8 @@ _clients: dict[tuple[str, str, float, int], Upstream] = {}
 _lock = threading.Lock()
 
 
-def upstream_for(settings: Settings, api_key: str | None) -> Upstream:
-    """The shared client for these settings and key (clients hold connection pools)."""
+def client_key(settings: Settings, api_key: str | None) -> tuple[str, str, float, int]:
+    """What a client is shared by: base URL, key, timeout, retries (raises if no key)."""
     key = settings.key(api_key)
     if not key:
         raise AuthenticationError(
@@ -248,13 +264,16 @@ def upstream_for(settings: Settings, api_key: str | None) -> Upstream:
             "(or the file DASHSCOPE_API_KEY_FILE_PATH names)"
         )
     timeout = settings.timeout or DEFAULT_TIMEOUT
-    cache_key = (settings.responses_base_url, key, timeout, settings.max_retries)
+    return (settings.responses_base_url, key, timeout, settings.max_retries)
+
+
+def upstream_for(settings: Settings, api_key: str | None) -> Upstream:
+    """The shared client for these settings and key (clients hold connection pools)."""
+    cache_key = client_key(settings, api_key)
     with _lock:
         client = _clients.get(cache_key)
         if client is None:
-            client = _clients[cache_key] = Upstream(
-                settings.responses_base_url, key, timeout, settings.max_retries
-            )
+            client = _clients[cache_key] = Upstream(*cache_key)
     return client
 
 

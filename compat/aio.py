@@ -1,0 +1,108 @@
+"""compat for asyncio: the facade's classes with coroutines, streams as async iterators.
+
+::
+
+    from compat.aio import Assistants, Threads, Messages, Runs, Steps
+
+    stream = await Runs.create(thread.id, assistant_id=assistant.id, stream=True)
+    async for event, data in stream:
+        ...
+    await stream.aclose()   # mid-stream: the run is cancelled, as with close()
+
+Every classmethod of ``compat``'s facade is here with the same parameters (its signature and
+argument checks are the sync method's own), returning the same types. On the ``responses``
+backend the calls run on the event loop: store calls are local, and runs use the openai SDK's
+async client with the same translator, history and run lifecycle as the sync facade (no thread
+per call). On the ``assistants`` backend (dashscope has no async API for threads) each call runs
+the sync call in a worker thread, and a stream's items are read in worker threads too.
+``Runs.convert_stream_object`` does no I/O and stays a plain function.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+from compat import _facade, _facade_runs
+from compat import types as t
+from compat._config import current_settings
+
+__all__ = ["Assistants", "Messages", "Runs", "Steps", "Threads"]
+
+#: Methods whose awaited reply is a run (the others answer typed objects already).
+_RUN_REPLIES = frozenset(
+    {"create", "call", "create_thread_and_run", "create_and_run", "submit_tool_outputs", "wait"}
+)
+_PLAIN = frozenset({"convert_stream_object"})
+
+
+def _coroutine(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        if current_settings().backend != "responses":
+            reply = await asyncio.to_thread(method, *args, **kwargs)
+            return _threaded(reply) if isinstance(reply, Iterator) else reply
+        token = _facade.ASYNCHRONOUS.set(True)
+        try:
+            reply = method(*args, **kwargs)
+        finally:
+            _facade.ASYNCHRONOUS.reset(token)
+        if inspect.isawaitable(reply):
+            reply = await reply
+            if isinstance(reply, dict) and name in _RUN_REPLIES:
+                reply = t.Run.from_dict(reply)
+        if isinstance(reply, Iterator):  # an error as a stream: its one item, asynchronously
+            return _at_once(reply)
+        return reply
+
+    return call
+
+
+async def _at_once(items: Iterator[Any]) -> AsyncIterator[Any]:
+    try:
+        for item in items:
+            yield item
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
+
+
+async def _threaded(items: Iterator[Any]) -> AsyncIterator[Any]:
+    """A sync stream whose reads block (the assistants backend), read in worker threads."""
+    done = object()
+    try:
+        while True:
+            item = await asyncio.to_thread(next, items, done)
+            if item is done:
+                return
+            yield item
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            await asyncio.to_thread(close)
+
+
+def _mirror(cls: type) -> type:
+    """The async twin of a facade class: every public classmethod as a coroutine."""
+    namespace: dict[str, Any] = {"__doc__": f"``compat.{cls.__name__}`` for asyncio."}
+    for name, member in vars(cls).items():
+        if name.startswith("_") or not isinstance(member, classmethod):
+            continue
+        method = getattr(cls, name)
+        if name in _PLAIN:
+            namespace[name] = staticmethod(method)
+        else:
+            namespace[name] = staticmethod(_coroutine(name, method))
+    namespace["__module__"] = __name__
+    return type(cls.__name__, (), namespace)
+
+
+Assistants = _mirror(_facade.Assistants)
+Threads = _mirror(_facade.Threads)
+Messages = _mirror(_facade_runs.Messages)
+Runs = _mirror(_facade_runs.Runs)
+Steps = _mirror(_facade_runs.Steps)

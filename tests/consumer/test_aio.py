@@ -1,0 +1,168 @@
+"""``compat.aio``: the same facade as coroutines and async iterators.
+
+Every consumer program of the sync facade also runs through ``compat.aio`` (the ``facade``
+fixture in conftest.py); these tests add what only async code can show: many streams on one
+event loop that never blocks for long, ``aclose()`` and task cancellation, the signatures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+
+import compat
+from compat import aio
+from compat.testing import Emulator, Scenario
+
+from .held import stalled
+
+FACADE = ("Assistants", "Threads", "Messages", "Runs", "Steps")
+
+
+def test_every_sync_method_has_a_coroutine_twin_with_the_same_signature() -> None:
+    for name in FACADE:
+        sync_cls, async_cls = getattr(compat, name), getattr(aio, name)
+        public = [m for m in vars(sync_cls) if not m.startswith("_")]
+        assert public, name
+        for method in public:
+            twin = getattr(async_cls, method)
+            assert inspect.signature(twin) == inspect.signature(getattr(sync_cls, method))
+            if method != "convert_stream_object":  # no I/O: a plain function on both
+                assert inspect.iscoroutinefunction(twin), f"{name}.{method}"
+
+
+def test_importing_compat_aio_imports_no_sdk() -> None:
+    sdks = "('openai', 'dashscope', 'httpx2')"
+    code = f"import sys, compat.aio; print(sorted(m for m in {sdks} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.fixture
+def on_responses(compat_emulator: Emulator) -> Any:
+    if os.environ.get("COMPAT_BACKEND", "responses") != "responses":
+        pytest.skip("the event-loop driver is the responses backend's")
+    compat.configure(backend="responses", store="memory")
+    yield compat_emulator
+    compat.configure(reset=True)
+
+
+async def _stream_text(thread_id: str, assistant_id: str) -> tuple[str, str]:
+    stream = await aio.Runs.create(thread_id, assistant_id=assistant_id, stream=True)
+    text, last = "", ""
+    async for event, data in stream:
+        last = event
+        if event == "thread.message.delta":
+            text += data.delta.content.text.value
+    return last, text
+
+
+def test_thirty_two_streams_on_one_loop_complete_and_the_loop_stays_free(
+    on_responses: Emulator,
+) -> None:
+    # Each run streams for about half a second: a loop blocked by a run would stall that long.
+    on_responses.queue(Scenario.text("warm"))
+    for i in range(32):
+        words = [f"w{i}-{n} " for n in range(25)]
+        on_responses.queue(Scenario.text("".join(words), chunks=words).paced(0.02))
+
+    async def main() -> tuple[list[tuple[str, str]], float]:
+        assistant = await aio.Assistants.create(model="qwen-plus")
+        threads = [
+            await aio.Threads.create(messages=[{"role": "user", "content": f"Question {i}"}])
+            for i in range(32)
+        ]
+        # The first run imports the openai SDK (a second or so, once per process): not a stall
+        # of the loop's steady state, so it happens before the ticker starts.
+        warm = await aio.Threads.create(messages=[{"role": "user", "content": "warm up"}])
+        await _stream_text(warm.id, assistant.id)
+        gaps: list[float] = []
+        done = asyncio.Event()
+
+        async def ticker() -> None:
+            last = time.perf_counter()
+            while not done.is_set():
+                await asyncio.sleep(0.001)
+                now = time.perf_counter()
+                gaps.append(now - last)
+                last = now
+
+        tick = asyncio.create_task(ticker())
+        results = await asyncio.gather(*(_stream_text(t.id, assistant.id) for t in threads))
+        done.set()
+        await tick
+        return results, max(gaps)
+
+    results, longest = asyncio.run(main())
+    assert [last for last, _ in results] == ["thread.run.completed"] * 32
+    assert sorted(text for _, text in results) == sorted(
+        "".join(f"w{i}-{n} " for n in range(25)) for i in range(32)
+    )
+    print(f"longest event-loop stall during 32 streams: {longest * 1000:.1f} ms")
+    # A loop blocked by a run would stall for a whole stream (0.5 s); the bound is that, so
+    # that a loaded machine cannot make this fail for the wrong reason.
+    assert longest < 0.5
+
+
+def test_aclose_mid_stream_cancels_the_run(on_responses: Emulator) -> None:
+    on_responses.queue(stalled("Partial"))
+
+    async def main() -> tuple[str, str, str]:
+        assistant = await aio.Assistants.create(model="qwen-plus")
+        thread = await aio.Threads.create(messages=[{"role": "user", "content": "Hi"}])
+        stream = await aio.Runs.create(thread.id, assistant_id=assistant.id, stream=True)
+        async for event, _ in stream:
+            if event == "thread.message.delta":
+                break
+        await stream.aclose()
+        (run,) = (await aio.Runs.list(thread.id)).data
+        (message, _) = (await aio.Messages.list(thread.id)).data
+        return run.status, message.status, message.content[0].text.value
+
+    assert asyncio.run(main()) == ("cancelled", "incomplete", "Partial")
+
+
+def test_cancelling_the_consuming_task_cancels_the_run(on_responses: Emulator) -> None:
+    on_responses.queue(stalled("Partial"))
+
+    async def main() -> str:
+        assistant = await aio.Assistants.create(model="qwen-plus")
+        thread = await aio.Threads.create(messages=[{"role": "user", "content": "Hi"}])
+        started = asyncio.Event()
+
+        async def consume() -> None:
+            stream = await aio.Runs.create(thread.id, assistant_id=assistant.id, stream=True)
+            async for event, _ in stream:
+                if event == "thread.message.delta":
+                    started.set()
+
+        task = asyncio.create_task(consume())
+        await asyncio.wait_for(started.wait(), 30)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        (run,) = (await aio.Runs.list(thread.id)).data
+        return str(run.status)
+
+    assert asyncio.run(main()) == "cancelled"
+
+
+def test_a_non_streamed_run_is_driven_on_the_loop_and_awaited(on_responses: Emulator) -> None:
+    on_responses.queue(Scenario.text("Slow and steady.").paced(0.01))
+
+    async def main() -> tuple[str, str, str]:
+        assistant = await aio.Assistants.create(model="qwen-plus")
+        thread = await aio.Threads.create(messages=[{"role": "user", "content": "Hi"}])
+        run = await aio.Runs.create(thread.id, assistant_id=assistant.id)
+        done = await aio.Runs.wait(run.id, thread_id=thread.id)
+        (answer, _) = (await aio.Messages.list(thread.id)).data
+        return run.status, done.status, answer.content[0].text.value
+
+    assert asyncio.run(main()) == ("queued", "completed", "Slow and steady.")
