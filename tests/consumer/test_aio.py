@@ -54,11 +54,15 @@ def on_responses(compat_emulator: Emulator) -> Any:
     compat.configure(reset=True)
 
 
-async def _stream_text(thread_id: str, assistant_id: str) -> tuple[str, str]:
+async def _stream_text(
+    thread_id: str, assistant_id: str, log: list[tuple[str, str]] | None = None
+) -> tuple[str, str]:
     stream = await aio.Runs.create(thread_id, assistant_id=assistant_id, stream=True)
     text, last = "", ""
     async for event, data in stream:
         last = event
+        if log is not None:
+            log.append((thread_id, event))
         if event == "thread.message.delta":
             text += data.delta.content.text.value
     return last, text
@@ -95,20 +99,24 @@ def test_thirty_two_streams_on_one_loop_complete_and_the_loop_stays_free(
                 last = now
 
         tick = asyncio.create_task(ticker())
-        results = await asyncio.gather(*(_stream_text(t.id, assistant.id) for t in threads))
+        results = await asyncio.gather(*(_stream_text(t.id, assistant.id, log) for t in threads))
         done.set()
         await tick
         return results, max(gaps)
 
+    log: list[tuple[str, str]] = []
     results, longest = asyncio.run(main())
     assert [last for last, _ in results] == ["thread.run.completed"] * 32
     assert sorted(text for _, text in results) == sorted(
         "".join(f"w{i}-{n} " for n in range(25)) for i in range(32)
     )
+    # The loop was never held by a run: every stream had its first text before any stream
+    # ended (a run that blocked the loop would run the 32 one after another). The ticker's
+    # longest stall is printed, not asserted: on a loaded machine it measures the machine.
+    first_end = next(i for i, (_, event) in enumerate(log) if event == "thread.run.completed")
+    begun = {thread for thread, event in log[:first_end] if event == "thread.message.delta"}
+    assert len(begun) == 32
     print(f"longest event-loop stall during 32 streams: {longest * 1000:.1f} ms")
-    # A loop blocked by a run would stall for a whole stream (0.5 s); the bound is that, so
-    # that a loaded machine cannot make this fail for the wrong reason.
-    assert longest < 0.5
 
 
 def test_aclose_mid_stream_cancels_the_run(on_responses: Emulator) -> None:

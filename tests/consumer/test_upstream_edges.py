@@ -270,3 +270,65 @@ def test_no_exception_of_the_openai_client_escapes_unmapped(cls: type[BaseExcept
     except BaseException as escaped:
         raise AssertionError(f"{cls.__qualname__} escaped mapped_errors as {escaped!r}") from None
     raise AssertionError("unreachable")
+
+
+# -- compat's own HTTP client ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ConnectionRefusedError(111, "refused"),
+        ConnectionResetError(104, "reset"),
+        BrokenPipeError(32, "broken pipe"),
+        TimeoutError("timed out"),
+        OSError(113, "no route to host"),
+        __import__("ssl").SSLError(1, "bad handshake"),
+        __import__("socket").gaierror(-2, "Name or service not known"),
+        __import__("http.client").client.IncompleteRead(b"partial", 10),
+        __import__("http.client").client.RemoteDisconnected("closed"),
+        __import__("http.client").client.BadStatusLine("HTTP/9"),
+        __import__("http.client").client.LineTooLong("header line"),
+        ValueError("invalid literal for int() with base 16: 'zz'"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_every_stdlib_failure_of_compats_client_is_mapped(exc: BaseException) -> None:
+    from compat.backends.responses._http import _mapped
+
+    with pytest.raises(UpstreamBroken) as caught, _mapped("the Responses stream broke"):
+        raise exc
+    expected = "timeout" if isinstance(exc, TimeoutError) else "connection_error"
+    assert caught.value.code == expected
+
+
+RUN_ONLY = """
+import os, sys
+sys.path.insert(0, sys.argv[1])
+import compat
+from compat.testing import Emulator
+with Emulator() as emu:
+    os.environ.update(emu.env())
+    compat.configure(backend="responses", store="memory")
+    a = compat.Assistants.create(model="qwen-plus")
+    t = compat.Threads.create(messages=[{"role": "user", "content": "Hi"}])
+    events = [e for e, _ in compat.Runs.create(t.id, assistant_id=a.id, stream=True)]
+    assert events[-1] == "thread.run.completed", events
+    print(sorted(m for m in ("openai", "httpx2", "httpx", "dashscope") if m in sys.modules))
+"""
+
+
+def test_a_streamed_run_imports_no_sdk() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", RUN_ONLY, str(root)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert out.stdout.strip() == "[]"

@@ -1,32 +1,36 @@
 """The one place compat talks to the Responses API, and the one place its errors are mapped.
 
-The ``openai`` client supplies the base URL, auth, retries (connect errors, 408/409/429/5xx) and
-HTTP error classes; the event bytes are read raw and parsed by ``sse.iter_sse_json``, because
-building an openai model object per event costs ~20x the parse.
+Sync runs go through compat's own stdlib client (``_http.RawClient``): base URL, auth, JSON
+body, timeouts, retries and HTTP errors, at a fraction of the openai client's cost per process,
+per request and per event (``_http``'s docstring has the figures). ``compat.aio`` uses the
+openai SDK's async client (``upstream_async``). Either way the event bytes are parsed by
+``sse``, and every failure is mapped by ``mapped_errors``.
 
-``openai`` and ``httpx2`` are imported when the first client is built (or an error mapped), not
-with this module: the responses backend imports it for local calls too, which need no network.
+Neither ``openai`` nor ``httpx2`` is imported here: a sync run never imports them, and
+``mapped_errors`` only recognises their exceptions when something else imported them.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import logging
 import os
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from compat._config import CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Settings
 from compat._log import logger, redact
+from compat.backends.responses._http import RawClient, RawResponse
 from compat.backends.responses.sse import InvalidEvent, iter_sse_json
 from compat.errors import AuthenticationError, ConfigurationError
 
 if TYPE_CHECKING:
     import httpx2
-    import openai
 
 __all__ = [
     "Upstream",
@@ -37,6 +41,7 @@ __all__ = [
     "interrupt_response",
     "mapped_errors",
     "parse_json_body",
+    "request_body",
     "upstream_for",
 ]
 
@@ -65,7 +70,8 @@ class UpstreamBroken(Exception):
         self.message = message
 
 
-def _status_error(exc: openai.APIStatusError) -> JSON:
+def _status_error(exc: Any) -> JSON:
+    """dashscope's error shape from an ``openai.APIStatusError``."""
     # openai puts json["error"] in .body when present, else the whole JSON; DashScope's own errors
     # are top-level {"request_id", "code", "message"}.
     body = exc.body if isinstance(exc.body, dict) else {}
@@ -79,36 +85,51 @@ def _status_error(exc: openai.APIStatusError) -> JSON:
 
 @contextlib.contextmanager
 def mapped_errors() -> Iterator[None]:
-    """Map openai / httpx2 failures to compat's, most specific first."""
-    import httpx2
-    import openai
+    """Map every failure of a Responses request or stream to compat's, most specific first.
 
+    compat's own client raises ``UpstreamHTTPError`` / ``UpstreamBroken`` already (its stdlib
+    exceptions are mapped in ``_http._mapped``); the openai client's and httpx2's exceptions
+    (``compat.aio``) are recognised when those modules are loaded.
+    """
     try:
         yield
-    except openai.APIStatusError as exc:
-        raise UpstreamHTTPError(_status_error(exc)) from exc
-    except openai.APITimeoutError as exc:
-        raise UpstreamBroken("timeout", "the Responses API did not answer in time") from exc
-    except openai.APIConnectionError as exc:
-        raise UpstreamBroken(
-            "connection_error", f"could not reach the Responses API: {exc}"
-        ) from exc
-    except openai.APIError as exc:
-        raise UpstreamBroken("server_error", exc.message) from exc
+    except (UpstreamHTTPError, UpstreamBroken):
+        raise
     except InvalidEvent as exc:
         raise UpstreamBroken("invalid_stream", str(exc)) from exc
-    except openai.OpenAIError as exc:  # the client's other failures (e.g. a content filter)
-        raise UpstreamBroken("server_error", f"the openai client failed: {exc}") from exc
-    except httpx2.TimeoutException as exc:
-        raise UpstreamBroken("timeout", "the Responses stream stalled (read timeout)") from exc
-    except httpx2.TransportError as exc:
-        raise UpstreamBroken("connection_error", f"the Responses stream broke: {exc!r}") from exc
-    except httpx2.DecodingError as exc:
-        raise UpstreamBroken("invalid_stream", f"undecodable Responses stream: {exc}") from exc
-    except httpx2.InvalidURL as exc:
-        raise ConfigurationError(f"the Responses base URL is not a valid URL: {exc}") from exc
-    except (httpx2.HTTPError, httpx2.StreamError, httpx2.CookieConflict) as exc:
-        raise UpstreamBroken("server_error", f"the HTTP client failed: {exc!r}") from exc
+    except Exception as exc:
+        mapped = _map_sdk_error(exc)
+        if mapped is None:
+            raise
+        raise mapped from exc
+
+
+def _map_sdk_error(exc: Exception) -> Exception | None:
+    openai = sys.modules.get("openai")
+    if openai is not None and isinstance(exc, openai.OpenAIError):
+        if isinstance(exc, openai.APIStatusError):
+            return UpstreamHTTPError(_status_error(exc))
+        if isinstance(exc, openai.APITimeoutError):
+            return UpstreamBroken("timeout", "the Responses API did not answer in time")
+        if isinstance(exc, openai.APIConnectionError):
+            return UpstreamBroken("connection_error", f"could not reach the Responses API: {exc}")
+        if isinstance(exc, openai.APIError):
+            return UpstreamBroken("server_error", exc.message)
+        # the client's other failures (e.g. a content filter)
+        return UpstreamBroken("server_error", f"the openai client failed: {exc}")
+    httpx2 = sys.modules.get("httpx2")
+    if httpx2 is not None:
+        if isinstance(exc, httpx2.TimeoutException):
+            return UpstreamBroken("timeout", "the Responses stream stalled (read timeout)")
+        if isinstance(exc, httpx2.TransportError):
+            return UpstreamBroken("connection_error", f"the Responses stream broke: {exc!r}")
+        if isinstance(exc, httpx2.DecodingError):
+            return UpstreamBroken("invalid_stream", f"undecodable Responses stream: {exc}")
+        if isinstance(exc, httpx2.InvalidURL):
+            return ConfigurationError(f"the Responses base URL is not a valid URL: {exc}")
+        if isinstance(exc, (httpx2.HTTPError, httpx2.StreamError, httpx2.CookieConflict)):
+            return UpstreamBroken("server_error", f"the HTTP client failed: {exc!r}")
+    return None
 
 
 def parse_json_body(raw: bytes) -> JSON:
@@ -126,7 +147,7 @@ def parse_json_body(raw: bytes) -> JSON:
 
 
 def interrupt_response(http_response: Any) -> None:
-    """Wake a read blocked on ``http_response``'s socket, from another thread (a cancel).
+    """Wake a read blocked on an httpx2 response's socket, from another thread (a cancel).
 
     Shutting the socket down makes the blocked read fail at once, which closing it from
     another thread would not; the reader then finds its job cancelled.
@@ -142,11 +163,9 @@ def interrupt_response(http_response: Any) -> None:
 class UpstreamStream:
     """A started Responses stream: ``events()`` gives the event dicts; ``close()`` releases it."""
 
-    def __init__(self, response: Any, manager: Any) -> None:
+    def __init__(self, response: RawResponse) -> None:
         self._response = response
-        self._manager = manager
-        content_type = response.headers.get("content-type", "")
-        self.is_event_stream = "text/event-stream" in content_type
+        self.is_event_stream = "text/event-stream" in response.content_type
 
     def events(self) -> Iterator[JSON]:
         """The event dicts of an event stream (``is_event_stream``; else see ``json_body``).
@@ -154,24 +173,22 @@ class UpstreamStream:
         Iterate inside ``mapped_errors()``: the reader is handed out bare, without a wrapping
         generator, because it is the hot path of every streamed run.
         """
-        return iter_sse_json(self._response.iter_bytes())
+        return iter_sse_json(self._response.iter_chunks())
 
     def json_body(self) -> JSON:
         """A JSON body where a stream was expected (DashScope's HTTP-200 rate limit)."""
-        with mapped_errors():
-            raw = self._response.http_response.read()
-        return parse_json_body(raw)
+        return parse_json_body(self._response.read())
 
     def close(self) -> None:
-        self._manager.__exit__(None, None, None)
+        self._response.close()
 
     def interrupt(self) -> None:
-        """Wake the blocked read from another thread (see ``interrupt_response``)."""
-        interrupt_response(self._response.http_response)
+        """Wake the blocked read from another thread (a cancel arrived)."""
+        self._response.interrupt()
 
 
 class Upstream:
-    """An openai client bound to one base URL and key, with compat's timeouts and retries."""
+    """compat's client for one base URL and key, with compat's timeouts and retries."""
 
     def __init__(
         self,
@@ -180,16 +197,8 @@ class Upstream:
         timeout: float = DEFAULT_TIMEOUT,
         max_retries: int = 0,
     ) -> None:
-        import openai
-
         self.base_url = base_url
-        self.client = openai.OpenAI(
-            base_url=base_url,
-            api_key=api_key,
-            timeout=_timeout(timeout),
-            max_retries=max_retries,
-            http_client=openai.DefaultHttpxClient(event_hooks={"request": [_on_attempt]}),
-        )
+        self.client = RawClient(base_url, api_key, timeout, CONNECT_TIMEOUT, max_retries)
         _log.debug(
             "client for %s: timeout %ss (connect %ss), max_retries %d",
             redact(base_url),
@@ -199,23 +208,27 @@ class Upstream:
         )
 
     def stream(self, request: JSON, timeout: float | None = None) -> UpstreamStream:
-        """``responses.create(stream=True, **request)``; ``UpstreamHTTPError`` on HTTP errors.
+        """POST ``/responses`` with ``stream: true``; ``UpstreamHTTPError`` on HTTP errors.
 
         ``timeout`` (seconds, dashscope's ``request_timeout``) bounds the wait for each read;
         without it the client's (``COMPAT_TIMEOUT``) applies.
         """
         if _log.isEnabledFor(logging.DEBUG):
             _log_request(self.base_url, request, timeout)
-        options: JSON = {} if timeout is None else {"timeout": _timeout(timeout)}
-        manager = self.client.responses.with_streaming_response.create(
-            stream=True, **request, **options
-        )
-        with mapped_errors():
-            response = manager.__enter__()
-        return UpstreamStream(response, manager)
+        return UpstreamStream(self.client.post("/responses", request_body(request), timeout))
 
 
-def _timeout(seconds: float) -> httpx2.Timeout:
+def request_body(request: JSON) -> JSON:
+    """The JSON body of ``responses.create(stream=True, **request)``: ``extra_body`` merged in."""
+    body = {key: value for key, value in request.items() if key != "extra_body"}
+    body["stream"] = True
+    extra = request.get("extra_body")
+    if extra:
+        body.update(extra)
+    return body
+
+
+def _timeout(seconds: float) -> httpx2.Timeout:  # the async client's
     """Up to ``seconds`` between bytes; a connection needs no longer than CONNECT_TIMEOUT."""
     import httpx2
 
@@ -288,9 +301,17 @@ def _after_fork_in_child() -> None:
     """
     global _lock
     _lock = threading.Lock()
+    for client in _clients.values():
+        client.client.forget_connections()
     _inherited.extend(_clients.values())
     _clients.clear()
 
 
+def _close_idle_connections() -> None:
+    for client in list(_clients.values()):
+        client.client.close_idle()
+
+
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_close_idle_connections)
