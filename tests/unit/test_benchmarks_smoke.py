@@ -34,11 +34,17 @@ def outputs() -> dict[str, str]:
         )
         for name, quick in QUICK.items()
     }
-    results = {}
+    results, errors = {}, {}
+    try:
+        for name, process in processes.items():
+            results[name], errors[name] = process.communicate(timeout=120)
+    finally:
+        for process in processes.values():  # a timeout leaves the others running: end them
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
     for name, process in processes.items():
-        out, err = process.communicate(timeout=120)
-        assert process.returncode == 0, f"{name} failed:\n{err}"
-        results[name] = out
+        assert process.returncode == 0, f"{name} failed:\n{errors[name]}"
     return results
 
 
