@@ -11,7 +11,8 @@ encoding), and read by:
 * openai     -- the ``openai`` SDK: ``client.responses.create(stream=True)``, iterating events;
 * dashscope  -- the ``dashscope`` SDK: ``Runs.create(stream=True)`` on the Assistant-API form
                 of the same content;
-* bare       -- httpx2 (the openai SDK's HTTP client) streaming the Responses bytes, split into
+* bare       -- the HTTP client compat's sync runs use (the standard library's ``http.client``,
+                a kept-alive connection, ``read1``) streaming the Responses bytes, split into
                 lines, ``json.loads`` per ``data:`` line.
 
 Each round reads every framing with every reader, in an order rotated round by round, each read
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import http.client
 import json
 import os
 import statistics
@@ -38,6 +40,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -84,14 +87,12 @@ Reader = Callable[[str], Sample]
 def make_readers() -> dict[str, Reader]:
     """The four readers; each takes the server's base URL for one framing."""
     import dashscope
-    import httpx2
     import openai
 
     import compat
 
     assistant = compat.Assistants.create(model="qwen-plus")
     openai_clients: dict[str, openai.OpenAI] = {}
-    http = httpx2.Client(timeout=120)
 
     def read_compat(base: str) -> Sample:
         os.environ["COMPAT_RESPONSES_BASE_URL"] = f"{base}/compatible-mode/v1"
@@ -137,23 +138,34 @@ def make_readers() -> dict[str, Reader]:
                 n += len(data.delta.content.text.value)
         return Sample(n, time.perf_counter() - started, time.process_time() - cpu, *first)
 
+    connections: dict[str, http.client.HTTPConnection] = {}
+    body = json.dumps(BODY).encode()
+
     def read_bare(base: str) -> Sample:
         n, first = 0, (0.0, 0.0)
         loads = json.loads
         cpu, started = time.process_time(), time.perf_counter()
-        url = f"{base}/compatible-mode/v1/responses"
-        with http.stream("POST", url, json=BODY, headers={"Authorization": "Bearer sk"}) as r:
-            rest = b""
-            for chunk in r.iter_bytes():
-                lines = (rest + chunk).split(b"\n")
-                rest = lines.pop()
-                for line in lines:
-                    if line.startswith(b"data:"):
-                        event = loads(line[5:])  # a trailing CR is JSON whitespace
-                        if event["type"] == "response.output_text.delta":
-                            if not n:
-                                first = (time.perf_counter() - started, time.process_time() - cpu)
-                            n += len(event["delta"])
+        parts = urlsplit(base)
+        conn = connections.get(base)
+        if conn is None:
+            conn = connections[base] = http.client.HTTPConnection(parts.hostname, parts.port)
+        headers = {"Authorization": "Bearer sk", "Content-Type": "application/json"}
+        conn.request(
+            "POST", f"{parts.path}/compatible-mode/v1/responses", body=body, headers=headers
+        )
+        r = conn.getresponse()
+        rest = b""
+        while chunk := r.read1(65536):
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            for line in lines:
+                if line.startswith(b"data:"):
+                    event = loads(line[5:])  # a trailing CR is JSON whitespace
+                    if event["type"] == "response.output_text.delta":
+                        if not n:
+                            first = (time.perf_counter() - started, time.process_time() - cpu)
+                        n += len(event["delta"])
+        r.close()
         return Sample(n, time.perf_counter() - started, time.process_time() - cpu, *first)
 
     return {

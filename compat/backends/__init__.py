@@ -112,8 +112,10 @@ class Backend(Protocol):
 
 
 # backend name -> (module, class, the SDK it needs, the extra that installs it)
-_REGISTRY: dict[str, tuple[str, str, str, str]] = {
-    "responses": ("compat.backends.responses.backend", "ResponsesBackend", "openai", "responses"),
+# The responses backend's sync path needs no SDK (its own stdlib client); compat.aio needs the
+# openai SDK, and says so on its first run (upstream_async).
+_REGISTRY: dict[str, tuple[str, str, str | None, str]] = {
+    "responses": ("compat.backends.responses.backend", "ResponsesBackend", None, "responses"),
     "assistants": ("compat.backends.assistants", "AssistantsBackend", "dashscope", "assistants"),
 }
 _instances: dict[str, Backend] = {}
@@ -130,7 +132,7 @@ def get_backend(settings: Settings) -> Backend:
         backend = _instances.get(name)
         if backend is None:
             module_name, class_name, sdk, extra = _REGISTRY[name]
-            if importlib.util.find_spec(sdk) is None:
+            if sdk is not None and importlib.util.find_spec(sdk) is None:
                 raise ConfigurationError(
                     f"the {name!r} backend needs the {sdk} package, which is not installed: "
                     f"pip install 'compat[{extra}]'"

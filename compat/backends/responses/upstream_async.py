@@ -26,6 +26,7 @@ from compat.backends.responses.upstream import (
     mapped_errors,
     parse_json_body,
 )
+from compat.errors import ConfigurationError
 
 __all__ = ["AsyncUpstream", "AsyncUpstreamStream", "async_upstream_for"]
 
@@ -59,7 +60,13 @@ class AsyncUpstream:
     """An ``openai.AsyncOpenAI`` client bound to one base URL and key, and one event loop."""
 
     def __init__(self, base_url: str, api_key: str, timeout: float, max_retries: int) -> None:
-        import openai
+        try:
+            import openai
+        except ImportError as exc:
+            raise ConfigurationError(
+                "compat.aio on the responses backend needs the openai package, which is not "
+                "installed: pip install 'compat[responses]'"
+            ) from exc
 
         self.base_url = base_url
         self.client = openai.AsyncOpenAI(
