@@ -246,7 +246,9 @@ def failure_after_start(api: Any, emu: Emulator, scenario: Scenario) -> list[Any
 
 
 def active_run_is_refused(api: Any, emu: Emulator) -> list[Any]:
-    emu.queue(Scenario.text("slow " * 100).paced(0.02))  # active through the next three calls
+    # A minute of text: the run is active through the next calls however slow the machine;
+    # the program cancels it once it has seen the refusals.
+    emu.queue(Scenario.text("slow " * 3000).paced(0.02))
     assistant, thread = _setup(api, [], "Hi")
     run = api.Runs.create(thread.id, assistant_id=assistant.id)
     second = api.Runs.create(thread.id, assistant_id=assistant.id)
@@ -254,6 +256,7 @@ def active_run_is_refused(api: Any, emu: Emulator) -> list[Any]:
     seen: list[Any] = [(second.status_code, second.code, message)]
     streamed = list(api.Runs.create(thread.id, assistant_id=assistant.id, stream=True))
     seen.append([(e, d["status_code"], d["code"]) for e, d in streamed])
+    seen.append(api.Runs.cancel(run.id, thread_id=thread.id).status)
     seen.append(api.Runs.wait(run.id, thread_id=thread.id).status)
     again = api.Runs.create(thread.id, assistant_id=assistant.id)
     seen.append((again.status_code, api.Runs.wait(again.id, thread_id=thread.id).status))

@@ -25,17 +25,26 @@ import contextlib
 import threading
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
 from typing import Any
 
 from compat import _objects as o
 from compat import lifecycle
 from compat._ids import new_id, now_ms
 from compat._log import logger
-from compat.backends import JSON, CallOptions, Reply, error_stream
+from compat.backends import JSON, CallOptions, Reply
 from compat.backends.responses import request as rq
 from compat.backends.responses.drive import Job, stream_async, stream_sync
 from compat.backends.responses.history import History, Input
+from compat.backends.responses.opening import (
+    Opening,
+    Start,
+    broken_error,
+    clean,
+    error,
+    ok,
+    reply_error,
+    run_fields,
+)
 from compat.backends.responses.ownership import (
     RunOwnership,
     claim_thread,
@@ -60,83 +69,6 @@ _FINAL = lifecycle.TERMINAL | {"requires_action"}
 _WAIT_POLL = 0.02
 
 
-def _ok(obj: JSON) -> JSON:
-    obj["status_code"] = 200
-    obj["request_id"] = new_id("req")[4:]
-    return obj
-
-
-def _error(code: str, message: str, status_code: int = 400) -> JSON:
-    return {
-        "status_code": status_code,
-        "code": code,
-        "message": message,
-        "request_id": new_id("req")[4:],
-    }
-
-
-def _reply_error(err: JSON, stream: bool) -> Reply:
-    return error_stream(err) if stream else err
-
-
-def _broken_error(exc: UpstreamBroken) -> JSON:
-    """A transport failure before the stream started, in dashscope's returned-error shape.
-
-    compat's choice (dashscope raises requests' exception here): 504 for a timeout, 503 for a
-    connection that could not be made or broke, with the code the run's ``last_error`` would
-    carry had the stream started.
-    """
-    return _error(exc.code, exc.message, 504 if exc.code == "timeout" else 503)
-
-
-@dataclass
-class _Opening:
-    """A response's request, built; sending it is the sync or async shell's part."""
-
-    job: Job
-    request: JSON
-    history: History
-    continuation: JSON | None
-    cursor: str | None
-    request_for: Any  # Input -> request
-    opts: CallOptions
-
-    def fallback(self, exc: UpstreamHTTPError) -> JSON | None:
-        """The replay request when the chained response is gone upstream, else None."""
-        sent = self.job.history
-        if sent.previous is None or not _lost_previous_response(exc):
-            return None
-        _log.info(
-            "run %s: previous response %s is gone upstream (%s); resending the thread",
-            self.job.run_id,
-            sent.previous,
-            exc.error.get("code"),
-        )
-        self.job.history = self.history.replay_input(self.continuation)
-        request: JSON = self.request_for(self.job.history)
-        return request
-
-    def opened(self) -> Job:
-        if self.job.history.cursor is None:
-            self.job.history = self.job.history._replace(cursor=self.cursor)
-        return self.job
-
-    @property
-    def timeout(self) -> float | None:
-        value: float | None = self.opts.extra.get("request_timeout")
-        return value
-
-
-@dataclass
-class _Start:
-    """A run claimed and stored queued, waiting for its first request to be sent."""
-
-    run: JSON
-    stream: bool
-    created_thread: JSON | None
-    prefix: list[tuple[str, JSON]] = field(default_factory=list)
-
-
 class RunExecutor:
     """Starts and drives runs against one store."""
 
@@ -154,7 +86,7 @@ class RunExecutor:
     ) -> Reply | Awaitable[Reply]:
         """Claim the thread, store the run queued, send its first request (awaitable if async)."""
         claimed = self._claim(thread_id, params, opts, created_thread)
-        if not isinstance(claimed, _Start):
+        if not isinstance(claimed, Start):
             return claimed
         if opts.asynchronous:
             return self._astart(claimed, params, opts)
@@ -164,7 +96,7 @@ class RunExecutor:
             return self._start_failed(claimed, exc)
         return self._launch(job, claimed.stream, claimed.prefix)
 
-    async def _astart(self, claimed: _Start, params: JSON, opts: CallOptions) -> Reply:
+    async def _astart(self, claimed: Start, params: JSON, opts: CallOptions) -> Reply:
         try:
             job = await self._aopen(self._prepare(claimed.run, params, opts))
         except BaseException as exc:
@@ -173,18 +105,18 @@ class RunExecutor:
 
     def _claim(
         self, thread_id: str, params: JSON, opts: CallOptions, created_thread: JSON | None
-    ) -> _Start | Reply:
+    ) -> Start | Reply:
         stream = bool(params.get("stream"))
         store = self.store
-        claimed = _Start({}, stream, created_thread)
+        claimed = Start({}, stream, created_thread)
         assistant_record = store.get("assistant", params["assistant_id"])
         if assistant_record is None:
             return self._refuse(
-                claimed, _error("InvalidParameter", o.not_found_message("assistant"))
+                claimed, error("InvalidParameter", o.not_found_message("assistant"))
             )
         assistant = assistant_record.data
         run = o.run_object(
-            new_id("run"), now_ms(), thread_id, assistant["id"], _run_fields(assistant, params)
+            new_id("run"), now_ms(), thread_id, assistant["id"], run_fields(assistant, params)
         )
         with store.transaction() as tx:
             thread = tx.get("thread", thread_id)
@@ -200,7 +132,7 @@ class RunExecutor:
                 refusal = claim_thread(tx, thread, run, meta)
         if refusal is not None:
             _log.info("run refused on thread %s: %s", thread_id, refusal)
-            return self._refuse(claimed, _error("InvalidParameter", refusal))
+            return self._refuse(claimed, error("InvalidParameter", refusal))
         _log.info(
             "run %s started on thread %s: model=%s stream=%s history=%s",
             run["id"],
@@ -214,13 +146,13 @@ class RunExecutor:
             claimed.prefix = [("thread.created", dict(created_thread, status_code=200))]
         return claimed
 
-    def _refuse(self, claimed: _Start, err: JSON) -> Reply:
+    def _refuse(self, claimed: Start, err: JSON) -> Reply:
         # Nothing the failed call created survives it (create_thread_and_run's thread).
         if claimed.created_thread is not None:
             self.store.delete("thread", claimed.created_thread["id"])
-        return _reply_error(err, claimed.stream)
+        return reply_error(err, claimed.stream)
 
-    def _start_failed(self, claimed: _Start, exc: BaseException) -> Reply:
+    def _start_failed(self, claimed: Start, exc: BaseException) -> Reply:
         """The first request failed before its stream: withdraw the run, answer the error."""
         run = claimed.run
         self.owners.done(run["id"])
@@ -236,7 +168,7 @@ class RunExecutor:
             )
             return self._refuse(claimed, exc.error)
         if isinstance(exc, UpstreamBroken):
-            return self._refuse(claimed, _broken_error(exc))
+            return self._refuse(claimed, broken_error(exc))
         if claimed.created_thread is not None:
             self.store.delete("thread", claimed.created_thread["id"])
         raise exc
@@ -249,7 +181,7 @@ class RunExecutor:
         *,
         continuation: JSON | None = None,
         cursor: str | None = None,
-    ) -> _Opening:
+    ) -> Opening:
         """Build the run's next request and its job (no network I/O).
 
         The job is watched (its lease renewed, a cancel noticed) from before the request goes
@@ -294,9 +226,9 @@ class RunExecutor:
         sent = history.input_for(continuation)
         job = Job(run, sent, translator, opts.settings.lease_seconds, system)
         self.owners.drive(job)
-        return _Opening(job, request_for(sent), history, continuation, cursor, request_for, opts)
+        return Opening(job, request_for(sent), history, continuation, cursor, request_for, opts)
 
-    def _open(self, opening: _Opening) -> Job:
+    def _open(self, opening: Opening) -> Job:
         """Send the prepared request (the sync shell)."""
         job = opening.job
         try:
@@ -313,7 +245,7 @@ class RunExecutor:
             raise
         return opening.opened()
 
-    async def _aopen(self, opening: _Opening) -> Job:
+    async def _aopen(self, opening: Opening) -> Job:
         """Send the prepared request (the async shell)."""
         from compat.backends.responses.upstream_async import async_upstream_for
 
@@ -345,7 +277,7 @@ class RunExecutor:
         )
         with self._background_lock:
             self._background[job.run_id] = worker
-        reply = _ok(_clean(job.translator.run))  # as stored before the worker starts: queued
+        reply = ok(clean(job.translator.run))  # as stored before the worker starts: queued
         worker.start()
         return reply
 
@@ -362,7 +294,7 @@ class RunExecutor:
         await items.__anext__()  # primed, as in _launch
         if stream:
             return items  # type: ignore[return-value]
-        reply = _ok(_clean(job.translator.run))
+        reply = ok(clean(job.translator.run))
         # Driven by a task on the caller's loop (no thread); the loop must outlive the run.
         task = asyncio.get_running_loop().create_task(_adrain(items))
         self._tasks.add(task)
@@ -402,18 +334,18 @@ class RunExecutor:
         with self.store.transaction() as tx:
             record = tx.get("run", run_id)
             if record is None or record.data.get("thread_id") != thread_id:
-                return _error("InvalidParameter", o.not_found_message("run"))
+                return error("InvalidParameter", o.not_found_message("run"))
             if lapsed(record, tx.now_ms()):
                 record = expire_run(tx, record, _LOST_ON_CANCEL)
             status = record.data["status"]
             if status not in lifecycle.ACTIVE:
-                return _error("InvalidParameter", o.cannot_cancel_message(status))
+                return error("InvalidParameter", o.cannot_cancel_message(status))
             stored = self._cancel_in(tx, record)
         job = self.owners.job(run_id)
         if job is not None:
             job.stop()  # driven here: no need to wait for the keeper's next look
         # The Assistant API acknowledges every cancel as "cancelling".
-        return _ok(dict(stored.data, status="cancelling", cancelled_at=None))
+        return ok(dict(stored.data, status="cancelling", cancelled_at=None))
 
     @staticmethod
     def _cancel_in(tx: Tx, record: Record) -> Record:
@@ -450,7 +382,7 @@ class RunExecutor:
         with self.store.transaction() as tx:
             claimed = self._claim_continuation(tx, thread_id, run_id, params, opts)
         if isinstance(claimed, dict):
-            return _reply_error(claimed, stream)
+            return reply_error(claimed, stream)
         record, continuation = claimed
         opening = self._prepare(
             record.data,
@@ -467,7 +399,7 @@ class RunExecutor:
             return self._submit_failed(record, exc, stream)
         return self._launch(job, stream, [])
 
-    async def _asubmit(self, record: Record, opening: _Opening, stream: bool) -> Reply:
+    async def _asubmit(self, record: Record, opening: Opening, stream: bool) -> Reply:
         try:
             job = await self._aopen(opening)
         except BaseException as exc:
@@ -477,9 +409,9 @@ class RunExecutor:
     def _submit_failed(self, record: Record, exc: BaseException, stream: bool) -> Reply:
         self._unsubmit(record)
         if isinstance(exc, UpstreamHTTPError):
-            return _reply_error(exc.error, stream)
+            return reply_error(exc.error, stream)
         if isinstance(exc, UpstreamBroken):
-            return _reply_error(_broken_error(exc), stream)
+            return reply_error(broken_error(exc), stream)
         raise exc
 
     def _claim_continuation(
@@ -488,19 +420,19 @@ class RunExecutor:
         """Move ``requires_action → queued`` for this submit, or the error to answer."""
         record = tx.get("run", run_id)
         if record is None or record.data.get("thread_id") != thread_id:
-            return _error("InvalidParameter", o.not_found_message("run"))
+            return error("InvalidParameter", o.not_found_message("run"))
         if lapsed(record, tx.now_ms()):
             record = expire_run(tx, record, _LOST_ON_CANCEL)
         status = record.data["status"]
         if status != "requires_action":
-            return _error("InvalidParameter", o.not_requires_action_message(status))
+            return error("InvalidParameter", o.not_requires_action_message(status))
         pending = record.meta.get("pending") or []
         outputs = o.match_tool_outputs([c["id"] for c in pending], params.get("tool_outputs"))
         if isinstance(outputs, str):
-            return _error("InvalidParameter", outputs)
+            return error("InvalidParameter", outputs)
         step = tx.get("step", record.meta.get("tool_step_id") or "")
         if step is None:
-            return _error("InvalidParameter", o.not_found_message("run"))
+            return error("InvalidParameter", o.not_found_message("run"))
         continuation = {
             "step": step.data,
             "outputs": outputs,
@@ -580,33 +512,3 @@ atexit.register(_finish_all_background)
 async def _adrain(items: Any) -> None:
     async for _ in items:
         pass
-
-
-def _run_fields(assistant: JSON, params: JSON) -> JSON:
-    """Model, instructions, tools and sampling: the run's overrides, else the assistant's."""
-    fields: JSON = {
-        "model": params.get("model") or assistant.get("model"),
-        "instructions": rq.instructions_for(
-            assistant, params, params.get("additional_instructions")
-        ),
-        "tools": params.get("tools") or assistant.get("tools") or [],
-        "metadata": params.get("metadata") or {},
-    }
-    for key in ("top_p", "top_k", "temperature", "max_tokens"):
-        value = params.get(key)
-        fields[key] = value if value is not None else assistant.get(key)
-    return fields
-
-
-def _lost_previous_response(exc: UpstreamHTTPError) -> bool:
-    # (inferred) DashScope does not document its error for an unknown or expired
-    # previous_response_id; OpenAI answers 400/404 with code previous_response_not_found.
-    text = f"{exc.error.get('code')} {exc.error.get('message')}".lower()
-    return exc.status_code in (400, 404) and "previous_response" in text
-
-
-def _clean(payload: JSON) -> JSON:
-    """A stored copy of an emitted payload, without the ``status_code`` added for the SDK view."""
-    data = dict(payload)
-    data.pop("status_code", None)
-    return data
