@@ -1,4 +1,4 @@
-"""``python -m compat doctor [--check]`` against the emulator: settings, sources, masked key, probes."""
+"""``python -m compat doctor [--check]`` on the emulator: sources, masked key, probes."""
 
 from __future__ import annotations
 
