@@ -48,7 +48,7 @@ __all__ = [
     "current_settings",
 ]
 
-BACKENDS = ("responses", "assistants")
+BACKENDS = ("responses", "assistants", "shadow")
 HISTORY_MODES = ("chain", "replay")
 DEFAULT_RESPONSES_BASE_URL = "https://dashscope.aliyuncs.com/compatible-mode/v1"
 #: Seconds the Responses API may stay silent (before the first byte, or between two events)

@@ -108,6 +108,7 @@ class Backend(Protocol):
 _REGISTRY: dict[str, tuple[str, str, str, str]] = {
     "responses": ("compat.backends.responses.backend", "ResponsesBackend", "openai", "responses"),
     "assistants": ("compat.backends.assistants", "AssistantsBackend", "dashscope", "assistants"),
+    "shadow": ("compat.backends.shadow", "ShadowBackend", "dashscope", "all"),
 }
 _instances: dict[str, Backend] = {}
 _lock = threading.Lock()
