@@ -127,7 +127,7 @@ def get_backend(settings: Settings) -> Backend:
             if importlib.util.find_spec(sdk) is None:
                 raise ConfigurationError(
                     f"the {name!r} backend needs the {sdk} package, which is not installed: "
-                    f"pip install 'compat[{extra}]'"
+                    f"pip install 'dashscope-compat[{extra}]'"
                 )
             module = importlib.import_module(module_name)
             backend = getattr(module, class_name)()

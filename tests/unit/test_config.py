@@ -147,7 +147,7 @@ def test_missing_extra_names_the_pip_install_line() -> None:
     )
     assert out.stdout.strip() == (
         "the 'assistants' backend needs the dashscope package, which is not installed: "
-        "pip install 'compat[assistants]'"
+        "pip install 'dashscope-compat[assistants]'"
     )
 
 
