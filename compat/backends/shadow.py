@@ -4,7 +4,8 @@ Every call is answered by the assistants backend (what dashscope gives, unchange
 then repeated, in the background, on the responses backend against a shadow copy of the thread,
 and the two outputs are compared after normalisation (``compat._shadow_compare``); each compared
 run is one JSON line in ``COMPAT_SHADOW_REPORT`` (default ``compat-shadow.jsonl`` in the current
-directory); ``python -m compat shadow-report FILE`` summarises it.
+directory); ``python -m compat shadow-report FILE`` summarises it. A program that ends normally
+waits up to a minute for the shadow runs still queued (the primary's answers are all given by then).
 
 The shadow side never slows, fails or changes the primary side: its work goes to a bounded
 queue consumed by one daemon thread (a full queue drops the work and counts it), every exception
@@ -21,6 +22,7 @@ side's own. Tool outputs submitted on the primary are submitted, by position, to
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import queue
@@ -46,6 +48,9 @@ DEFAULT_REPORT = "compat-shadow.jsonl"
 QUEUE_SIZE = 64
 #: How long the worker waits for a non-streamed primary run to finish before comparing.
 WAIT_SECONDS = 600.0
+
+#: How long a program ending normally waits for the shadow runs still queued.
+EXIT_SECONDS = 60.0
 
 _log = logger(__name__)
 Job = Callable[[], None]
@@ -98,6 +103,12 @@ class ShadowWorker:
                     target=self._work, name="compat-shadow", daemon=True
                 )
                 self._thread.start()
+                atexit.register(self._at_exit)
+
+    def _at_exit(self) -> None:
+        """A program that ends normally waits (up to ``EXIT_SECONDS``) for its shadow runs."""
+        if not self.drain(EXIT_SECONDS):
+            _log.warning("shadow runs still queued at exit were not compared")
 
     def _work(self) -> None:
         while True:
