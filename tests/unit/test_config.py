@@ -108,7 +108,8 @@ def test_unknown_backend_names_the_valid_choices(clean_env: pytest.MonkeyPatch) 
     with pytest.raises(ConfigurationError) as info:
         current_settings()
     assert str(info.value) == (
-        "unknown backend 'assistant' (from COMPAT_BACKEND); valid choices: responses, assistants, shadow"
+        "unknown backend 'assistant' (from COMPAT_BACKEND); "
+        "valid choices: responses, assistants, shadow"
     )
     with pytest.raises(ConfigurationError, match=r"from compat.configure\(\)"):
         configure(backend="nope")
