@@ -309,6 +309,9 @@ class ShadowBackend:
         def done(recording: list[Any]) -> None:
             def job() -> None:
                 primary = cmp.normalise(recording)
+                if thread_id is None:
+                    # create_thread_and_run: the shadow thread is a mirror, its run a plain run
+                    primary["events"] = [e for e in primary["events"] if e != "thread.created"]
                 runs = [cmp.plain(d) for e, d in recording if _is_run_event(e)]
                 run = runs[0] if runs else {}
                 target = thread_id or run.get("thread_id")

@@ -35,7 +35,9 @@ def add_parser(subparsers: Any) -> None:
         "--all-assistants", action="store_true", help="every assistant the API lists"
     )
     parser.add_argument(
-        "--dry-run", action="store_true", help="read the source and count, write nothing"
+        "--dry-run",
+        action="store_true",
+        help="read the source and count what it holds (as into an empty store); write nothing",
     )
     parser.set_defaults(handler=run)
 

@@ -190,6 +190,23 @@ def test_an_exception_on_the_shadow_side_never_reaches_the_user(
     assert "StoreError" in entries[-1]["error"]
 
 
+def test_create_thread_and_run_is_shadowed(report: Path, compat_emulator: Emulator) -> None:
+    assistant = compat.Assistants.create(model="qwen-max", name="Hi")
+    compat_emulator.queue(Scenario.text("Made."), Scenario.text("Made."))
+    thread_id = ""
+    for event, data in compat.Runs.create_thread_and_run(
+        assistant_id=assistant.id,
+        thread={"messages": [{"role": "user", "content": "Make a thread"}]},
+        stream=True,
+    ):
+        if event == "thread.run.completed":
+            thread_id = data.thread_id
+    (entry,) = lines(report)
+    assert (entry["thread_id"], entry["verdict"]) == (thread_id, "identical"), entry["differences"]
+    (request,) = [r.json for r in compat_emulator.requests if r.path.endswith("/responses")]
+    assert request["input"][-1] == {"role": "user", "content": "Make a thread"}
+
+
 def test_a_full_queue_drops_and_counts() -> None:
     worker = ShadowWorker(maxsize=1)
     started, release = threading.Event(), threading.Event()
