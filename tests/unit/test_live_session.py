@@ -60,3 +60,32 @@ def test_the_recording_proxy_relays_and_records_a_stream(
     assert compat_emulator.api_key not in path.read_text("utf-8")
     names = replay(path)
     assert [name for name in names if name in TERMINAL] == ["thread.run.completed"]
+
+
+def test_the_live_programs_run_end_to_end_on_the_emulator(
+    compat_emulator: Emulator, tmp_path: Path
+) -> None:
+    """The whole live session, with the emulator standing in for DashScope (its key set)."""
+    env = {**os.environ, **compat_emulator.env()}
+    env.pop("COMPAT_BACKEND", None)
+    out = tmp_path / "recorded"
+    done = subprocess.run(
+        [sys.executable, str(LIVE / "run_live.py"), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    for heading in ("code tutor", "function", "search", "two_runs", "instructions probe"):
+        assert f"=== {heading}" in done.stdout
+    assert done.stdout.count("--- assistants ---") == done.stdout.count("--- responses ---") == 4
+    recorded = sorted(p.name.rsplit("-", 1)[0] for p in out.glob("*.jsonl"))
+    assert recorded == ["code_tutor", "function", "instructions", "search", "two_runs", "two_runs"]
+    sys.path.insert(0, str(ROOT / "tests" / "unit"))
+    from test_live_fixtures import TERMINAL, replay
+
+    for path in out.glob("*.jsonl"):
+        assert [n for n in replay(path) if n in TERMINAL] == ["thread.run.completed"], path
