@@ -1,4 +1,4 @@
-"""Sessions: the test matrix (Pythons x backends), lint, typecheck, demo and the benchmarks.
+"""Sessions: the test matrix (Pythons x backends), lint, typecheck, demo, live and the benchmarks.
 
 The matrix runs on every CPython 3.10-3.13 it finds (missing ones are skipped, except in CI);
 the other sessions use the Python that runs nox, so a machine with one Python runs them all.
@@ -87,3 +87,19 @@ def bench_clients(session: nox.Session) -> None:
     """Measure what candidate HTTP clients cost per event on a one-event-per-chunk stream."""
     session.install("-e", ".[all]", *nox.project.dependency_groups(PYPROJECT, "test"))
     session.run("python", "benchmarks/http_clients.py", *session.posargs)
+
+
+@nox.session(default=False)
+def live(session: nox.Session) -> None:
+    """The examples on both backends against the real DashScope (skips without a key).
+
+    Needs DASHSCOPE_API_KEY; records each Responses stream in tests/fixtures/live/ for replay.
+    """
+    if not os.environ.get("DASHSCOPE_API_KEY"):
+        session.log(
+            "live: skipped: DASHSCOPE_API_KEY is not set (the live session needs a real key)"
+        )
+        return
+    session.install("-e", ".[all]", *nox.project.dependency_groups(PYPROJECT, "test"))
+    session.run("python", "tests/live/run_live.py", *session.posargs)
+    session.run("pytest", "-m", "live", "tests/live", env={"COMPAT_LIVE": "1"})

@@ -49,7 +49,7 @@ __all__ = [
     "current_settings",
 ]
 
-BACKENDS = ("responses", "assistants")
+BACKENDS = ("responses", "assistants", "shadow")
 HISTORY_MODES = ("chain", "replay")
 INSTRUCTION_MODES = ("parameter", "message")
 DEFAULT_RESPONSES_BASE_URL = "https://dashscope.aliyuncs.com/compatible-mode/v1"

@@ -117,6 +117,7 @@ class Backend(Protocol):
 _REGISTRY: dict[str, tuple[str, str, str | None, str]] = {
     "responses": ("compat.backends.responses.backend", "ResponsesBackend", None, "responses"),
     "assistants": ("compat.backends.assistants", "AssistantsBackend", "dashscope", "assistants"),
+    "shadow": ("compat.backends.shadow", "ShadowBackend", "dashscope", "all"),
 }
 _instances: dict[str, Backend] = {}
 _lock = threading.Lock()
@@ -135,7 +136,7 @@ def get_backend(settings: Settings) -> Backend:
             if sdk is not None and importlib.util.find_spec(sdk) is None:
                 raise ConfigurationError(
                     f"the {name!r} backend needs the {sdk} package, which is not installed: "
-                    f"pip install 'compat[{extra}]'"
+                    f"pip install 'dashscope-compat[{extra}]'"
                 )
             module = importlib.import_module(module_name)
             backend = getattr(module, class_name)()

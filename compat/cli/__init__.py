@@ -25,6 +25,9 @@ __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 #: Subcommand name → module (in help order). Later: "import", "doctor", "serve", "shadow-report".
 SUBCOMMANDS: dict[str, str] = {
     "migrate": "compat.cli.migrate",
+    "import": "compat.cli.import_",
+    "doctor": "compat.cli.doctor",
+    "shadow-report": "compat.cli.shadow_report",
 }
 
 Handler = Callable[[argparse.Namespace], int]

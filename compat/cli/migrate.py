@@ -36,7 +36,8 @@ SKIPPED_DIRECTORIES = frozenset({"__pycache__", "node_modules", "site-packages",
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 
 _MISSING_LIBCST = (
-    "python -m compat migrate needs libcst, which is not installed: pip install 'compat[migrate]'"
+    "python -m compat migrate needs libcst, which is not installed: "
+    "pip install 'dashscope-compat[migrate]'"
 )
 
 

@@ -1,8 +1,8 @@
 """The codemod behind ``python -m compat migrate``: legacy dashscope names → compat.
 
 Pure: source in, rewritten source and report notes out; files and output are the CLI's
-(:mod:`compat.cli.migrate`). Needs libcst (``pip install 'compat[migrate]'``), which is why
-nothing else in compat imports this module.
+(:mod:`compat.cli.migrate`). Needs libcst (``pip install 'dashscope-compat[migrate]'``), which is
+why nothing else in compat imports this module.
 
 Running it on its own output changes nothing: every rule turns a dashscope name into a compat
 one, and no rule matches a compat name.

@@ -108,7 +108,8 @@ def test_unknown_backend_names_the_valid_choices(clean_env: pytest.MonkeyPatch) 
     with pytest.raises(ConfigurationError) as info:
         current_settings()
     assert str(info.value) == (
-        "unknown backend 'assistant' (from COMPAT_BACKEND); valid choices: responses, assistants"
+        "unknown backend 'assistant' (from COMPAT_BACKEND); "
+        "valid choices: responses, assistants, shadow"
     )
     with pytest.raises(ConfigurationError, match=r"from compat.configure\(\)"):
         configure(backend="nope")
@@ -118,7 +119,7 @@ def test_unknown_backend_fails_the_facade_call_before_any_request(
     clean_env: pytest.MonkeyPatch,
 ) -> None:
     clean_env.setenv("COMPAT_BACKEND", "openai")
-    with pytest.raises(ConfigurationError, match="valid choices: responses, assistants"):
+    with pytest.raises(ConfigurationError, match="valid choices: responses, assistants, shadow"):
         compat.Threads.create()
 
 
@@ -147,7 +148,7 @@ def test_missing_extra_names_the_pip_install_line() -> None:
     )
     assert out.stdout.strip() == (
         "the 'assistants' backend needs the dashscope package, which is not installed: "
-        "pip install 'compat[assistants]'"
+        "pip install 'dashscope-compat[assistants]'"
     )
 
 

@@ -196,7 +196,7 @@ def test_without_libcst_migrate_names_the_extra_to_install(project: Path) -> Non
     assert done.returncode == 2
     assert done.stderr == (
         "python -m compat migrate needs libcst, which is not installed: "
-        "pip install 'compat[migrate]'\n"
+        "pip install 'dashscope-compat[migrate]'\n"
     )
 
 

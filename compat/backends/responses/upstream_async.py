@@ -65,7 +65,7 @@ class AsyncUpstream:
         except ImportError as exc:
             raise ConfigurationError(
                 "compat.aio on the responses backend needs the openai package, which is not "
-                "installed: pip install 'compat[responses]'"
+                "installed: pip install 'dashscope-compat[responses]'"
             ) from exc
 
         self.base_url = base_url
