@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from compat import _shadow_compare as cmp
 from compat._log import logger
@@ -264,7 +264,8 @@ class ShadowBackend:
                 return  # no shadow run waits for these outputs (dropped, or it did not ask)
             thread_id, waiting_run = self._waiting.pop(waiting_key)
             reply = self._submit_shadow(thread_id, waiting_run, params, sopts)
-        items = list(reply) if not isinstance(reply, dict) else [(None, reply)]
+        # sync calls only (compat.aio runs the shadow backend's sync calls in threads)
+        items = list(cast(StreamItems, reply)) if not isinstance(reply, dict) else [(None, reply)]
         shadow = cmp.normalise(items)
         shadow_runs = [cmp.plain(d) for e, d in items if _is_run_event(e)]
         shadow_run_id: str | None = shadow_runs[-1].get("id") if shadow_runs else None
@@ -348,7 +349,8 @@ class ShadowBackend:
         if isinstance(reply, dict):
             self._after_call(thread_id, params, reply, opts, key)
             return reply
-        return self._recorded(reply, self._after_stream(thread_id, params, opts, key))
+        stream = cast(StreamItems, reply)  # sync calls only, as above
+        return self._recorded(stream, self._after_stream(thread_id, params, opts, key))
 
     # -- runs -------------------------------------------------------------------------------
     def create_run(self, thread_id: str, params: JSON, opts: CallOptions) -> Reply:
