@@ -417,3 +417,20 @@ def _thread_meta(thread_id: str) -> dict[str, Any]:
 
 def test_lifecycle_statuses_cover_what_the_api_reports() -> None:
     assert lifecycle.ACTIVE | lifecycle.TERMINAL == lifecycle.STATUSES
+
+
+def test_an_assistant_with_a_tool_the_responses_api_lacks_is_refused_at_run_time(
+    responses: Emulator,
+) -> None:
+    # An import or a shadow mirror can store such an assistant; Assistants.create refuses it.
+    assistant, thread = setup("Draw a cat.")
+    _store().update(
+        "assistant",
+        assistant.id,
+        lambda r: Record(dict(r.data, tools=[{"type": "wanx"}]), r.meta),
+    )
+    reply = compat.Runs.create(thread.id, assistant_id=assistant.id)
+    assert (reply.status_code, reply.code) == (400, "UnsupportedByResponsesAPI")
+    (item,) = list(compat.Runs.create(thread.id, assistant_id=assistant.id, stream=True))
+    assert item[0] is None and item[1]["code"] == "UnsupportedByResponsesAPI"
+    assert compat.Runs.list(thread.id).data == []

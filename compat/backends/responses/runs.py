@@ -118,6 +118,10 @@ class RunExecutor:
         run = o.run_object(
             new_id("run"), now_ms(), thread_id, assistant["id"], run_fields(assistant, params)
         )
+        try:  # the assistant's own tools (imported or mirrored ones were never checked)
+            rq.map_tools(run["tools"])
+        except rq.Refused as exc:
+            return self._refuse(claimed, error(exc.code, exc.message))
         with store.transaction() as tx:
             thread = tx.get("thread", thread_id)
             if thread is None:
