@@ -25,6 +25,7 @@ __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 #: Subcommand name → module (in help order). Later: "import", "doctor", "serve", "shadow-report".
 SUBCOMMANDS: dict[str, str] = {
     "migrate": "compat.cli.migrate",
+    "serve": "compat.cli.serve",
 }
 
 Handler = Callable[[argparse.Namespace], int]
