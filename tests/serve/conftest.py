@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,9 +19,9 @@ from compat.serve.server import BackgroundServer  # noqa: E402
 
 
 @pytest.fixture
-def proxy(compat_emulator: Emulator) -> Iterator[BackgroundServer]:
-    """A running proxy on the responses backend (memory store), its upstream the emulator."""
-    compat.configure(backend="responses", store="memory")
+def proxy(compat_emulator: Emulator, tmp_path: Path) -> Iterator[BackgroundServer]:
+    """A running proxy on the responses backend (a fresh SQLite store), upstream the emulator."""
+    compat.configure(backend="responses", store=str(tmp_path / "store.db"))
     server = BackgroundServer().start()
     try:
         yield server
