@@ -11,9 +11,11 @@ mid-stream cancels its run the same way.
 from __future__ import annotations
 
 import asyncio
+import signal
+import threading
 import time
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from types import FrameType
 from typing import Any
 
 from compat import _log
@@ -23,7 +25,7 @@ from compat.serve import calls
 from compat.serve import wire as w
 from compat.serve.tenants import Tenants, allowed_keys, bearer_key, tenant_of
 
-__all__ = ["ServeApp", "create_app", "live_apps"]
+__all__ = ["ServeApp", "create_app"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -39,14 +41,6 @@ _SSE_HEADERS = [
 ]
 _KEY_REFUSED = w.ApiError(401, "InvalidApiKey", "Invalid API-key provided.")
 
-#: The apps serving in this process (a server's exit signal reaches them through this).
-_LIVE: weakref.WeakSet[ServeApp] = weakref.WeakSet()
-
-
-def live_apps() -> list[ServeApp]:
-    return list(_LIVE)
-
-
 class _Gone(Exception):
     """The client disconnected mid-stream."""
 
@@ -60,7 +54,6 @@ class ServeApp:
         self._streams: dict[asyncio.Task[Any], str] = {}  # task → why it was interrupted
         self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        _LIVE.add(self)
 
     @property
     def tenants(self) -> Tenants:
@@ -81,6 +74,26 @@ class ServeApp:
         """``begin_shutdown`` from any thread (a signal handler, a test)."""
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self.begin_shutdown)
+
+    def _chain_exit_signals(self) -> None:
+        """Hear the server's exit signals first: uvicorn drains connections before it runs the
+        lifespan shutdown, so without this a stream would hold the server until its run ends.
+
+        uvicorn installs its handlers before the lifespan starts and restores the originals
+        when it stops, so the chained handlers live exactly as long as the server.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return  # no signals off the main thread; ``request_shutdown`` is called directly
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous = signal.getsignal(sig)
+            if not callable(previous):
+                continue
+
+            def handler(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
+                self.request_shutdown()
+                previous(signum, frame)
+
+            signal.signal(sig, handler)
 
     @property
     def open_streams(self) -> int:
@@ -107,6 +120,7 @@ class ServeApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self._loop = asyncio.get_running_loop()
+                self._chain_exit_signals()
                 try:
                     _ = self.tenants
                 except Exception as exc:  # the backend or store cannot be opened
@@ -237,6 +251,8 @@ def _frame(event: str | None, data: Any) -> bytes:
         return b"event:error\ndata:" + w.json_bytes(body) + b"\n\n"
     if event is None:
         return b"data:" + w.json_bytes(data) + b"\n\n"
+    if event == "thread.message.delta":
+        return w.sse(event, w.message_delta(data))
     return w.sse(event, data)
 
 

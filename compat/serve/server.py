@@ -1,32 +1,20 @@
-"""Running the app on uvicorn: the shutdown hook, worker processes, an in-process server.
-
-uvicorn drains connections before it runs the lifespan shutdown, so a stream would keep the
-server alive until its run ends. ``Server`` therefore tells this process's apps to end their
-streams (as cancelled) as soon as the exit signal arrives.
-"""
+"""Running the app on uvicorn: from the command line (one or more worker processes), or
+in-process on a free port (tests, benchmarks)."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
 import threading
-from types import FrameType, TracebackType
+import time
+from types import TracebackType
 from typing import Any
 
 import uvicorn
 
-from compat.serve.app import ServeApp, live_apps
+from compat.serve.app import ServeApp
 
-__all__ = ["BackgroundServer", "Server", "config_for", "run"]
-
-
-class Server(uvicorn.Server):
-    """uvicorn's server, whose exit signal first interrupts the open streams."""
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        for app in live_apps():
-            app.request_shutdown()
-        super().handle_exit(sig, frame)
+__all__ = ["BackgroundServer", "config_for", "run"]
 
 
 def config_for(app: Any, **options: Any) -> uvicorn.Config:
@@ -45,14 +33,12 @@ def run(host: str, port: int, workers: int) -> None:
     config = config_for(
         "compat.serve.app:create_app", factory=True, host=host, port=port, workers=workers
     )
-    server = Server(config)
     if workers > 1:
         from uvicorn.supervisors import Multiprocess
 
-        sock = config.bind_socket()
-        Multiprocess(config, target=server.run, sockets=[sock]).run()
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
     else:
-        server.run()
+        uvicorn.Server(config).run()
 
 
 class BackgroundServer:
@@ -64,7 +50,7 @@ class BackgroundServer:
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
         self.port: int = self._sock.getsockname()[1]
-        self.server = Server(config_for(self.app, lifespan="on", timeout_graceful_shutdown=10))
+        self.server = uvicorn.Server(config_for(self.app, lifespan="on", timeout_graceful_shutdown=10))
         self._thread = threading.Thread(target=self._serve, name="compat-serve", daemon=True)
 
     @property
@@ -77,17 +63,11 @@ class BackgroundServer:
 
     def start(self, timeout: float = 30) -> BackgroundServer:
         self._thread.start()
-        started = threading.Event()
-
-        def wait() -> None:
-            while not self.server.started and self._thread.is_alive():
-                started.wait(0.01)
-
-        wait_thread = threading.Thread(target=wait)
-        wait_thread.start()
-        wait_thread.join(timeout)
-        if not self.server.started:
-            raise RuntimeError("compat serve did not start")
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("compat serve did not start")
+            time.sleep(0.01)
         return self
 
     def stop(self, timeout: float = 30) -> None:

@@ -26,6 +26,7 @@ __all__ = [
     "error_body",
     "json_bytes",
     "list_query",
+    "message_delta",
     "match",
     "parse_body",
     "sse",
@@ -150,6 +151,23 @@ def wire_dict(obj: Any) -> JSON:
     data = obj.to_dict() if isinstance(obj, BaseObject) else dict(obj)
     data.pop("status_code", None)
     return data
+
+
+def message_delta(data: Any) -> JSON:
+    """A message delta's wire dict: ``delta.content`` an array again.
+
+    compat's ``ThreadMessageDelta`` keeps one content item, as dashscope's does (its
+    constructor keeps the last element of the wire array); the wire carries the array.
+    """
+    out = wire_dict(data)
+    delta = out.get("delta")
+    if isinstance(delta, dict):
+        content = delta.get("content")
+        if isinstance(content, dict):
+            delta["content"] = [content]
+        elif content is None:
+            delta["content"] = []
+    return out
 
 
 def _default(value: Any) -> Any:
