@@ -41,6 +41,7 @@ _SSE_HEADERS = [
 ]
 _KEY_REFUSED = w.ApiError(401, "InvalidApiKey", "Invalid API-key provided.")
 
+
 class _Gone(Exception):
     """The client disconnected mid-stream."""
 
@@ -148,7 +149,11 @@ class ServeApp:
             return route.template, await _error(send, _KEY_REFUSED)
         try:
             body = w.parse_body(await _read_body(receive))
-            query = w.list_query(scope.get("query_string", b"")) if route.name.startswith("list_") else {}
+            query = (
+                w.list_query(scope.get("query_string", b""))
+                if route.name.startswith("list_")
+                else {}
+            )
             workspace = headers.get(b"x-dashscope-workspace")
             call = calls.Call(
                 key=key,
@@ -175,13 +180,20 @@ class ServeApp:
             return route.template, await self._stream(send, receive, reply, call, ids)
         status = getattr(reply, "status_code", None) or 200
         if status != 200:
-            error = w.ApiError(status, reply.get("code") or "InternalError", reply.get("message") or "")
+            error = w.ApiError(
+                status, reply.get("code") or "InternalError", reply.get("message") or ""
+            )
             return route.template, await _error(send, error, reply.get("request_id"))
         return route.template, await _json(send, 200, reply)
 
     # -- streams ------------------------------------------------------------------------------
     async def _stream(
-        self, send: Send, receive: Receive, items: AsyncIterator[Any], call: calls.Call, ids: list[str]
+        self,
+        send: Send,
+        receive: Receive,
+        items: AsyncIterator[Any],
+        call: calls.Call,
+        ids: list[str],
     ) -> int:
         try:
             event, data = await items.__anext__()
@@ -205,7 +217,13 @@ class ServeApp:
                 while True:
                     if run is None and isinstance(data, t.Run):
                         run = data
-                    await send({"type": "http.response.body", "body": _frame(event, data), "more_body": True})
+                    await send(
+                        {
+                            "type": "http.response.body",
+                            "body": _frame(event, data),
+                            "more_body": True,
+                        }
+                    )
                     try:
                         event, data = await items.__anext__()
                     except StopAsyncIteration:

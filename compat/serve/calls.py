@@ -8,19 +8,25 @@ there they go back into ``extra_body``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from compat import aio
 from compat import types as t
-from compat.aio import Assistants, Messages, Runs, Steps, Threads
 from compat.serve.tenants import Tenants
-from compat.serve.wire import ApiError
 
 __all__ = ["HANDLERS", "Call", "wire_page"]
 
 JSON = dict[str, Any]
+
+# ``compat.aio`` builds its classes at import; typed ``Any`` here, their methods are coroutines.
+Assistants: Any = aio.Assistants
+Threads: Any = aio.Threads
+Messages: Any = aio.Messages
+Runs: Any = aio.Runs
+Steps: Any = aio.Steps
 
 _ASSISTANT_FIELDS = (
     "model",
@@ -290,7 +296,8 @@ async def retrieve_step(call: Call, thread_id: str, run_id: str, step_id: str) -
 
 async def final_run(call: Call, thread_id: str, run_id: str) -> t.Run:
     """The run as stored now (after a stream ended early)."""
-    return await Runs.retrieve(run_id, thread_id=thread_id, **call.auth)  # type: ignore[no-any-return]
+    run: t.Run = await Runs.retrieve(run_id, thread_id=thread_id, **call.auth)
+    return run
 
 
 Handler = Callable[..., Awaitable[Any]]

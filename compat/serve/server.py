@@ -50,7 +50,9 @@ class BackgroundServer:
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
         self.port: int = self._sock.getsockname()[1]
-        self.server = uvicorn.Server(config_for(self.app, lifespan="on", timeout_graceful_shutdown=10))
+        self.server = uvicorn.Server(
+            config_for(self.app, lifespan="on", timeout_graceful_shutdown=10)
+        )
         self._thread = threading.Thread(target=self._serve, name="compat-serve", daemon=True)
 
     @property

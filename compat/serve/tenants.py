@@ -12,8 +12,8 @@ import hashlib
 import os
 from pathlib import Path
 
-from compat.backends import CallOptions, get_backend
 from compat._config import current_settings
+from compat.backends import CallOptions, get_backend
 from compat.serve.wire import ApiError
 from compat.store import Record, Store
 

@@ -26,8 +26,8 @@ __all__ = [
     "error_body",
     "json_bytes",
     "list_query",
-    "message_delta",
     "match",
+    "message_delta",
     "parse_body",
     "sse",
     "wire_dict",
@@ -109,7 +109,7 @@ def match(method: str, path: str) -> tuple[Route, list[str]] | None:
     for route in ROUTES:
         if route.method != method or len(route.pattern) != len(segments):
             continue
-        pairs = list(zip(route.pattern, segments))
+        pairs = list(zip(route.pattern, segments, strict=True))
         # A fixed word wins over an id: "threads/runs" is create_thread_and_run, not a thread.
         if all(p == s or (p == "*" and s not in ("runs", "messages")) for p, s in pairs):
             return route, [s for p, s in pairs if p == "*"]
@@ -134,7 +134,9 @@ def parse_body(raw: bytes) -> JSON:
 def list_query(query_string: bytes) -> JSON:
     """``limit``, ``order``, ``after``, ``before`` from a query string (absent ones are None)."""
     values = parse_qs(query_string.decode("latin-1"), keep_blank_values=True)
-    query: JSON = {k: (values[k][-1] if k in values else None) for k in ("order", "after", "before")}
+    query: JSON = {
+        k: (values[k][-1] if k in values else None) for k in ("order", "after", "before")
+    }
     limit = values.get("limit", [None])[-1]
     if limit is not None:
         try:

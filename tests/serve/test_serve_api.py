@@ -155,7 +155,9 @@ def test_keys_come_from_the_environment_and_a_file(
     assert allowed_keys(both) == {"sk-a", "sk-b", "sk-c"}
 
 
-def test_errors_have_the_assistant_api_shape(proxy: BackgroundServer, compat_emulator: Emulator) -> None:
+def test_errors_have_the_assistant_api_shape(
+    proxy: BackgroundServer, compat_emulator: Emulator
+) -> None:
     with _client(proxy, compat_emulator.api_key) as client:
         unknown = client.get("/threads/thread_nope/runs/run_nope")
         missing = client.post("/threads/thread_nope/messages", json={"content": "x"})
@@ -181,10 +183,13 @@ def test_errors_have_the_assistant_api_shape(proxy: BackgroundServer, compat_emu
 def test_each_request_is_logged_without_key_or_content(
     proxy: BackgroundServer, compat_emulator: Emulator, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.INFO, logger="compat.serve"):
-        with _client(proxy, compat_emulator.api_key) as client:
-            thread = client.post("/threads", json={"messages": [{"role": "user", "content": "SECRET"}]})
-            client.get(f"/threads/{thread.json()['id']}")
+    body = {"messages": [{"role": "user", "content": "SECRET"}]}
+    with (
+        caplog.at_level(logging.INFO, logger="compat.serve"),
+        _client(proxy, compat_emulator.api_key) as client,
+    ):
+        thread = client.post("/threads", json=body)
+        client.get(f"/threads/{thread.json()['id']}")
     lines = [r.getMessage() for r in caplog.records if r.name == "compat.serve"]
     assert [line.rsplit(" ", 1)[0] for line in lines] == [
         "POST /api/v1/threads 200",
@@ -193,7 +198,6 @@ def test_each_request_is_logged_without_key_or_content(
     assert all(line.endswith("ms") for line in lines)
     text = "\n".join(lines)
     assert "SECRET" not in text and compat_emulator.api_key not in text
-
 
 
 def test_shutdown_ends_an_open_stream_as_cancelled_and_stores_it(

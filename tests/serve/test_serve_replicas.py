@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -113,8 +112,9 @@ def test_a_killed_replicas_run_is_reaped_and_the_thread_stays_usable(
     stream.close()
     _via(monkeypatch, b)
     reaped = wait_for(
-        lambda: (r := dashscope.Runs.retrieve(run_id, thread_id=thread.id)).status == "expired"
-        and r,
+        lambda: (
+            (r := dashscope.Runs.retrieve(run_id, thread_id=thread.id)).status == "expired" and r
+        ),
         "the killed replica's run to be reaped",
     )
     assert reaped.last_error["code"] == "worker_lost"
@@ -167,4 +167,3 @@ def test_the_cli_refuses_bad_options(replica_env: dict[str, str]) -> None:
     )
     assert result.returncode == 2
     assert "--workers must be at least 1" in result.stderr
-
