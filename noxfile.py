@@ -36,6 +36,16 @@ def tests(session: nox.Session, backend: str) -> None:
     )
 
 
+@nox.session(name="tests-serve", python=PYTHONS)
+def tests_serve(session: nox.Session) -> None:
+    """The proxy alone: raw dashscope through `compat serve`, keys, replicas, shutdown, curl.
+
+    ``COMPAT_SERVE_TEST_STORE`` (e.g. a PostgreSQL URI) runs the replica tests on that store.
+    """
+    session.install("-e", ".[all]", *nox.project.dependency_groups(PYPROJECT, "test"))
+    session.run("pytest", "tests/serve", *session.posargs, env={"COMPAT_STORE": "memory"})
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """Check style and common mistakes with ruff."""
@@ -87,3 +97,10 @@ def bench_clients(session: nox.Session) -> None:
     """Measure what candidate HTTP clients cost per event on a one-event-per-chunk stream."""
     session.install("-e", ".[all]", *nox.project.dependency_groups(PYPROJECT, "test"))
     session.run("python", "benchmarks/http_clients.py", *session.posargs)
+
+
+@nox.session(name="bench-proxy", default=False)
+def bench_proxy(session: nox.Session) -> None:
+    """Per-event cost of `compat serve` over the in-process facade, and streams held per process."""
+    session.install("-e", ".[all]", *nox.project.dependency_groups(PYPROJECT, "test"))
+    session.run("python", "benchmarks/proxy.py", *session.posargs)
