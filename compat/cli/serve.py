@@ -55,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
     if current_settings().backend != "responses":
         print("compat serve: needs COMPAT_BACKEND=responses (the default)", file=sys.stderr)
         return 2
+    # A server logs its requests unless told otherwise (COMPAT_LOG=off silences it).
+    os.environ.setdefault("COMPAT_LOG", "info")
     try:
         from compat.serve.server import run as serve
     except ImportError as exc:
