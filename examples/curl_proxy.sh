@@ -38,4 +38,4 @@ curl --silent --show-error --no-buffer -X POST "$BASE/threads/$thread/runs" \
     --data "{\"assistant_id\":\"$assistant\",\"stream\":true}" | grep '^event:'
 
 echo "--- the thread's messages, oldest first"
-call GET "threads/$thread/messages?order=asc" | grep -o '"value":"[^"]*"'
+call GET "threads/$thread/messages?order=asc" | grep -o '"value":"\([^"\\]\|\\.\)*"'
