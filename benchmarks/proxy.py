@@ -33,7 +33,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import _wire  # noqa: E402
+import _wire
 
 KEY = "sk-bench"
 
@@ -147,6 +147,31 @@ async def concurrent(base: str, streams: int) -> tuple[list[float], list[float],
     return [r[0] for r in results], [r[1] for r in results], [r[2] for r in results]
 
 
+async def concurrent_in_process(streams: int) -> tuple[list[float], list[float], list[int]]:
+    """The same load on ``compat.aio`` in this process: what the facade itself costs."""
+    from compat import aio
+
+    assistant = await aio.Assistants.create(model="qwen-plus", api_key=KEY)
+    threads = [(await aio.Threads.create(api_key=KEY)).id for _ in range(streams)]
+    gate = asyncio.Event()
+
+    async def one(thread: str) -> tuple[float, float, int]:
+        await gate.wait()
+        started = time.perf_counter()
+        first, events = 0.0, 0
+        stream = await aio.Runs.create(thread, assistant_id=assistant.id, stream=True, api_key=KEY)
+        async for _event, _data in stream:
+            if not events:
+                first = time.perf_counter() - started
+            events += 1
+        return first, time.perf_counter() - started, events
+
+    tasks = [asyncio.ensure_future(one(thread)) for thread in threads]
+    gate.set()
+    results = await asyncio.gather(*tasks)
+    return [r[0] for r in results], [r[1] for r in results], [r[2] for r in results]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deltas", type=int, default=500, help="text deltas per stream")
@@ -161,6 +186,7 @@ def main() -> None:
 
         compat.configure(store=str(Path(tmp) / "inproc.sqlite3"))
         local, events = asyncio.run(in_process(args.rounds))
+        crowd = asyncio.run(concurrent_in_process(args.streams))
         proxy, base = start_proxy(upstream, str(Path(tmp) / "proxy.sqlite3"))
         try:
             remote, remote_events = through_proxy(base, args.rounds)
@@ -169,6 +195,14 @@ def main() -> None:
             proxy.terminate()
             proxy.wait(60)
     report(args, events, remote_events, local, remote, firsts, totals, counts)
+    print(f"   the same {args.streams} streams on compat.aio in one process, for comparison:")
+    crowd_firsts, crowd_totals, crowd_counts = crowd
+    print(
+        f"   time to first event: p50 {percentile(crowd_firsts, 0.5) * 1000:.0f} ms, "
+        f"p99 {percentile(crowd_firsts, 0.99) * 1000:.0f} ms; "
+        f"all done in {max(crowd_totals):.1f} s: "
+        f"{sum(crowd_counts) / max(crowd_totals):,.0f} events/s"
+    )
     print(_wire.machine(load))
 
 
@@ -191,7 +225,9 @@ def report(
     extra = (rem - loc) / events * 1e6
     print(f"   the proxy adds {extra:.1f} us/event ({rem / loc:.2f}x the in-process time)")
     complete = sum(c == events for c in counts)
-    print(f"2. {args.streams} concurrent streams through one proxy process ({os.cpu_count()} cores):")
+    print(
+        f"2. {args.streams} concurrent streams through one proxy process ({os.cpu_count()} cores):"
+    )
     print(f"   complete: {complete}/{args.streams}")
     p50, p99 = percentile(firsts, 0.5), percentile(firsts, 0.99)
     print(f"   time to first event: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")
