@@ -270,7 +270,7 @@ def _frame(event: str | None, data: Any) -> bytes:
     if event is None:
         return b"data:" + w.json_bytes(data) + b"\n\n"
     if event == "thread.message.delta":
-        return w.sse(event, w.message_delta(data))
+        return w.text_delta_frame(data) or w.sse(event, w.message_delta(data))
     return w.sse(event, data)
 
 

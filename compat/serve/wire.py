@@ -30,6 +30,7 @@ __all__ = [
     "message_delta",
     "parse_body",
     "sse",
+    "text_delta_frame",
     "wire_dict",
 ]
 
@@ -170,6 +171,42 @@ def message_delta(data: Any) -> JSON:
         elif content is None:
             delta["content"] = []
     return out
+
+
+_DELTA_FIELDS = frozenset({"id", "object", "delta"})  # as the translator builds them
+_DELTA_CONTENT_FIELDS = frozenset({"role", "content"})
+_TEXT_ITEM_FIELDS = (frozenset({"type", "text"}), frozenset({"index", "type", "text"}))
+_TEXT_FIELDS = frozenset({"value", "annotations"})
+
+
+def text_delta_frame(data: Any) -> bytes | None:
+    """The hot path: a plain text delta's event, built from its fields without ``to_dict``.
+
+    None when the delta has any other shape (``message_delta`` then frames it); the test
+    suite checks both give the same bytes.
+    """
+    fields = data.__dict__
+    if fields.keys() - {"status_code"} != _DELTA_FIELDS:
+        return None
+    delta = fields["delta"]
+    inner = getattr(delta, "__dict__", None)
+    if inner is None or inner.keys() != _DELTA_CONTENT_FIELDS:
+        return None
+    content = inner["content"]
+    item = getattr(content, "__dict__", None)
+    if item is None or item.keys() not in _TEXT_ITEM_FIELDS or item["type"] != "text":
+        return None
+    text = getattr(item["text"], "__dict__", None)
+    if text is None or text.keys() != _TEXT_FIELDS or text["annotations"] != []:
+        return None
+    wire_item = dict(item)
+    wire_item["text"] = {"value": text["value"], "annotations": []}
+    wire = {
+        "id": fields["id"],
+        "object": fields["object"],
+        "delta": {"role": inner["role"], "content": [wire_item]},
+    }
+    return b"event:thread.message.delta\ndata:" + json_bytes(wire) + b"\n\n"
 
 
 def _default(value: Any) -> Any:

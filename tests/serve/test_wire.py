@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -68,16 +69,24 @@ def test_sse_frames_are_what_dashscope_parses() -> None:
 
 
 def test_a_message_delta_goes_back_to_a_content_array() -> None:
-    wire = {
+    content = {"type": "text", "text": {"value": "Hi", "annotations": []}}
+    wire: dict[str, Any] = {
         "id": "msg_1",
         "object": "thread.message.delta",
         "delta": {
             "role": "assistant",
-            "content": [{"type": "text", "text": {"value": "Hi", "annotations": []}}],
+            "content": [content],
         },
     }
     typed = t.ThreadMessageDelta.from_dict({**wire, "status_code": 200})
     assert json.loads(w.json_bytes(w.message_delta(typed)))["delta"] == wire["delta"]
+    # The hot path builds the same bytes; other shapes take the general path.
+    assert w.text_delta_frame(typed) == w.sse("thread.message.delta", w.message_delta(typed))
+    indexed = {**wire, "delta": {**wire["delta"], "content": [{"index": 0, **content}]}}
+    typed_indexed = t.ThreadMessageDelta.from_dict(indexed)  # as compat's translator builds it
+    assert w.text_delta_frame(typed_indexed) == w.sse("thread.message.delta", indexed)
+    typed.delta.content.text.annotations = [{"type": "file_citation"}]
+    assert w.text_delta_frame(typed) is None
 
 
 def test_wire_dicts_drop_the_sdk_status_code() -> None:
