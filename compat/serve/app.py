@@ -176,8 +176,12 @@ class ServeApp:
             log.warning("%s %s failed: %s", method, route.template, type(exc).__name__)
             error = w.ApiError(500, "InternalError", _log.redact(str(exc)))
             return route.template, await _error(send, error)
+        except Exception:  # a defect: its traceback goes to the log, never to the client
+            log.exception("%s %s failed", method, route.template)
+            error = w.ApiError(500, "InternalError", "The proxy failed to serve the request.")
+            return route.template, await _error(send, error)
         if isinstance(reply, AsyncIterator):
-            return route.template, await self._stream(send, receive, reply, call, ids)
+            return route.template, await self._stream(send, receive, reply, call)
         status = getattr(reply, "status_code", None) or 200
         if status != 200:
             error = w.ApiError(
@@ -193,7 +197,6 @@ class ServeApp:
         receive: Receive,
         items: AsyncIterator[Any],
         call: calls.Call,
-        ids: list[str],
     ) -> int:
         try:
             event, data = await items.__anext__()
