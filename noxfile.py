@@ -36,6 +36,16 @@ def tests(session: nox.Session, backend: str) -> None:
     )
 
 
+@nox.session(name="tests-serve", python=PYTHONS)
+def tests_serve(session: nox.Session) -> None:
+    """The proxy alone: raw dashscope through `compat serve`, keys, replicas, shutdown, curl.
+
+    ``COMPAT_SERVE_TEST_STORE`` (e.g. a PostgreSQL URI) runs the replica tests on that store.
+    """
+    session.install("-e", ".[all]", *nox.project.dependency_groups(PYPROJECT, "test"))
+    session.run("pytest", "tests/serve", *session.posargs, env={"COMPAT_STORE": "memory"})
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """Check style and common mistakes with ruff."""
@@ -103,3 +113,10 @@ def live(session: nox.Session) -> None:
     session.install("-e", ".[all]", *nox.project.dependency_groups(PYPROJECT, "test"))
     session.run("python", "tests/live/run_live.py", *session.posargs)
     session.run("pytest", "-m", "live", "tests/live", env={"COMPAT_LIVE": "1"})
+
+
+@nox.session(name="bench-proxy", default=False)
+def bench_proxy(session: nox.Session) -> None:
+    """Per-event cost of `compat serve` over the in-process facade, and streams held per process."""
+    session.install("-e", ".[all]", *nox.project.dependency_groups(PYPROJECT, "test"))
+    session.run("python", "benchmarks/proxy.py", *session.posargs)

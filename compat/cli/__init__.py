@@ -28,6 +28,7 @@ SUBCOMMANDS: dict[str, str] = {
     "import": "compat.cli.import_",
     "doctor": "compat.cli.doctor",
     "shadow-report": "compat.cli.shadow_report",
+    "serve": "compat.cli.serve",
 }
 
 Handler = Callable[[argparse.Namespace], int]
