@@ -25,6 +25,7 @@ __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 #: Subcommand name → module (in help order). Later: "import", "doctor", "serve", "shadow-report".
 SUBCOMMANDS: dict[str, str] = {
     "migrate": "compat.cli.migrate",
+    "copy-store": "compat.cli.copy_store",
 }
 
 Handler = Callable[[argparse.Namespace], int]
