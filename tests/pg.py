@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import pytest
 
-__all__ = ["fresh_schema_uri", "pg_server_uri", "truncate"]
+__all__ = ["consumer_store", "fresh_schema_uri", "pg_server_uri", "truncate"]
 
 
 def pg_server_uri() -> str:
@@ -57,3 +57,19 @@ def truncate(uri: str) -> None:
 
     with psycopg.connect(uri, autocommit=True) as conn:
         conn.execute("TRUNCATE compat_records")
+
+
+def consumer_store() -> str:
+    """The store the consumer tests configure: ``COMPAT_TEST_STORE``, else ``memory``.
+
+    ``nox -s tests-postgres`` sets it to a PostgreSQL URI; the database is emptied here so that
+    each test starts from no records, as it does on a new memory store.
+    """
+    spec = os.environ.get("COMPAT_TEST_STORE") or "memory"
+    if spec.startswith(("postgresql://", "postgres://")):
+        import psycopg
+
+        # Not migrated yet (no table): the first open creates it empty.
+        with contextlib.suppress(psycopg.errors.UndefinedTable):
+            truncate(spec)
+    return spec
