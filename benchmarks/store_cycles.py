@@ -7,7 +7,9 @@ responses backend against compat's emulator, which runs in its own process on lo
 default reply), for each store (memory, SQLite in a temporary directory, PostgreSQL) and each
 worker count. Reported per row: cycles per second (and the ratio to memory with the same
 workers), p50/p99 of ``Runs.create`` to its first event, and for PostgreSQL the statements
-sent per cycle (the store's own count).
+sent and the write transactions committed per cycle (the store's own counts). ``pg-async`` is
+the same database with ``synchronous_commit=off`` in the URI: commits do not wait for the WAL
+flush, which shows what the server's fsync costs.
 
 PostgreSQL comes from ``--pg-uri`` or ``COMPAT_TEST_PG_URI`` (``eval "$(.ci/pg-start)"``);
 without one its rows are left out. Each run empties the database's compat tables first.
@@ -94,13 +96,14 @@ def measure(spec: str, workers: int, seconds: float) -> tuple[float, list[float]
     return sum(counts) / elapsed, latencies, sum(counts)
 
 
-def pg_statements() -> int:
-    """Statements the open PostgreSQL stores of this process have sent."""
+def pg_counts() -> tuple[int, int]:
+    """(statements sent, write transactions) of the open PostgreSQL stores of this process."""
     if "compat.store.postgres" not in sys.modules:
-        return 0
+        return 0, 0
     from compat.store import postgres
 
-    return sum(store.statements for store in list(postgres._open_stores))
+    stores = list(postgres._open_stores)
+    return sum(s.statements for s in stores), sum(s.commits for s in stores)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -112,7 +115,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="per row (default 5)")
     parser.add_argument("--workers", default="1,32", help="worker counts (default 1,32)")
-    parser.add_argument("--stores", default="memory,sqlite,postgresql")
+    parser.add_argument("--stores", default="memory,sqlite,postgresql,pg-async")
     parser.add_argument("--pg-uri", default=os.environ.get("COMPAT_TEST_PG_URI", ""))
     args = parser.parse_args()
     worker_counts = [int(n) for n in args.workers.split(",")]
@@ -128,6 +131,9 @@ def main() -> int:
         specs = {"memory": "memory", "sqlite": str(Path(tmp) / "bench.sqlite3")}
         if args.pg_uri:
             specs["postgresql"] = args.pg_uri
+            # The same database, each commit not waiting for its WAL flush (see the guide, §8).
+            sep = "&" if "?" in args.pg_uri else "?"
+            specs["pg-async"] = f"{args.pg_uri}{sep}options=-csynchronous_commit%3Doff"
             reset_pg(args.pg_uri)
         elif "postgresql" in stores:
             print("no --pg-uri or COMPAT_TEST_PG_URI: PostgreSQL rows left out\n")
@@ -137,9 +143,10 @@ def main() -> int:
             if name not in specs:
                 continue
             for workers in worker_counts:
-                before = pg_statements()
+                before = pg_counts()
                 rate, latencies, cycles = measure(specs[name], workers, args.seconds)
-                sent = pg_statements() - before
+                after = pg_counts()
+                sent = (after[0] - before[0], after[1] - before[1])
                 if name == "memory":
                     baseline[workers] = rate
                 rows.append((name, workers, rate, latencies, cycles, sent))
@@ -148,15 +155,16 @@ def main() -> int:
 
     print(
         f"{'store':<11}{'workers':>8}{'cycles/s':>10}{'vs memory':>11}"
-        f"{'p50 ms':>9}{'p99 ms':>9}{'stmts/cycle':>13}"
+        f"{'p50 ms':>9}{'p99 ms':>9}{'stmts/cycle':>13}{'commits/cycle':>15}"
     )
     for name, workers, rate, latencies, cycles, sent in rows:
         ratio = f"{rate / baseline[workers]:.2f}x" if workers in baseline else "-"
-        per_cycle = f"{sent / (cycles + 1):.1f}" if name == "postgresql" and cycles else "-"
+        # The warm-up cycle is counted too.
+        stmts, commits = (f"{n / (cycles + 1):.1f}" if sent[1] else "-" for n in sent)
         print(
             f"{name:<11}{workers:>8}{rate:>10.1f}{ratio:>11}"
             f"{statistics.median(latencies) * 1000:>9.1f}"
-            f"{percentile(latencies, 0.99) * 1000:>9.1f}{per_cycle:>13}"
+            f"{percentile(latencies, 0.99) * 1000:>9.1f}{stmts:>13}{commits:>15}"
         )
     print(f"\n{args.seconds:g} s per row; python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     return 0

@@ -149,8 +149,9 @@ class PostgresStore(TransitionMixin):
     """A `Store` in a PostgreSQL database, shared by processes on any number of hosts.
 
     Connections come from a psycopg_pool pool (autocommit; transactions are explicit). The
-    schema is created and migrated on open. `statements` counts the statements sent, for
-    the benchmarks.
+    schema is created and migrated on open. `statements` counts the statements sent and
+    `commits` the write transactions (each waits for the server's WAL flush, unless the URI
+    turns synchronous_commit off), for the benchmarks.
     """
 
     def __init__(self, uri: str, *, max_connections: int = 16, timeout: float = 10.0) -> None:
@@ -163,6 +164,7 @@ class PostgresStore(TransitionMixin):
         self._sockets: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
         self._closed = False
         self.statements = 0
+        self.commits = 0
         # One direct connection first: an unreachable server or a refused login is reported
         # at once, with libpq's reason, rather than as a pool timeout.
         try:
@@ -189,6 +191,7 @@ class PostgresStore(TransitionMixin):
         rows = [encode(kind, data, meta)._asdict() for kind, data, meta in items]
         if not rows:
             return
+        self.commits += 1
         with self._connection() as conn:
             if len(rows) == 1:
                 self._run(conn, _UPSERT, rows[0], fetch=False)
@@ -256,6 +259,7 @@ class PostgresStore(TransitionMixin):
     def transaction(self) -> Iterator[_PgTx]:
         with self._connection() as conn:
             self.statements += 2  # BEGIN, COMMIT
+            self.commits += 1
             try:
                 with conn.transaction():
                     yield _PgTx(conn, self)
