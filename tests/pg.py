@@ -69,6 +69,13 @@ def consumer_store() -> str:
     if spec.startswith(("postgresql://", "postgres://")):
         import psycopg
 
+        from compat.store import postgres
+
+        # Earlier tests' stores (compat.configure does not close them): give back their
+        # connections, or a long run exhausts the server's max_connections.
+        for store in list(postgres._open_stores):
+            store.close()
+
         # Not migrated yet (no table): the first open creates it empty.
         with contextlib.suppress(psycopg.errors.UndefinedTable):
             truncate(spec)
