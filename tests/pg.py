@@ -39,14 +39,24 @@ def with_search_path(uri: str, schema: str) -> str:
 
 @contextlib.contextmanager
 def fresh_schema_uri(server: str, schema: str) -> Iterator[str]:
-    """A URI on a new, empty schema; the schema is dropped afterwards."""
+    """A URI on a new, empty schema; afterwards its stores are closed and the schema dropped.
+
+    compat keeps the stores it opened (one per spec) for the process's life: closing those
+    on this test's own URI gives their connections back to the server.
+    """
     import psycopg
 
     with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
+    uri = with_search_path(server, schema)
     try:
-        yield with_search_path(server, schema)
+        yield uri
     finally:
+        from compat.store import postgres
+
+        for store in list(postgres._open_stores):
+            if store.uri == uri:
+                store.close()
         with psycopg.connect(server, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
@@ -68,13 +78,6 @@ def consumer_store() -> str:
     spec = os.environ.get("COMPAT_TEST_STORE") or "memory"
     if spec.startswith(("postgresql://", "postgres://")):
         import psycopg
-
-        from compat.store import postgres
-
-        # Earlier tests' stores (compat.configure does not close them): give back their
-        # connections, or a long run exhausts the server's max_connections.
-        for store in list(postgres._open_stores):
-            store.close()
 
         # Not migrated yet (no table): the first open creates it empty.
         with contextlib.suppress(psycopg.errors.UndefinedTable):

@@ -5,6 +5,7 @@ Imported only when a ``postgresql://`` store is opened: psycopg is an optional d
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -335,8 +336,10 @@ class PostgresStore(TransitionMixin):
         devnull = os.open(os.devnull, os.O_RDWR)
         try:
             for conn in list(self._sockets):
-                if not conn.closed:
-                    os.dup2(devnull, conn.fileno())
+                # A closed or broken connection has no socket (its fd may be reused): skip it.
+                with contextlib.suppress(psycopg.Error, OSError):
+                    if not conn.closed:
+                        os.dup2(devnull, conn.fileno())
         finally:
             os.close(devnull)
         _inherited.append((self._pool, list(self._sockets)))
