@@ -13,7 +13,7 @@ import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 import psycopg_pool
@@ -54,12 +54,16 @@ _LOCK_THREAD = "SELECT 1 FROM compat_records WHERE kind = 'thread' AND id = %s F
 
 
 def display_uri(uri: str) -> str:
-    """The URI without its password, for messages and logs."""
+    """The URI without its password (in the user part or a ``password=`` parameter)."""
     parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    if parts.password is not None:
+        host = parts.netloc.rpartition("@")[2]
+        parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
+    if "password" in parts.query.lower():
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        safe = [(k, "***" if k.lower() == "password" else v) for k, v in query]
+        parts = parts._replace(query=urlencode(safe, safe="*"))
+    return urlunsplit(parts)
 
 
 #: Every open store, so that a forked child can give each a fresh pool.

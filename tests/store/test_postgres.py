@@ -167,6 +167,9 @@ def test_an_unreachable_database_is_a_store_error_without_the_password() -> None
         open_store(uri)
     assert "s3cret" not in str(info.value)
     assert display_uri("postgresql://h/db") == "postgresql://h/db"
+    assert display_uri("postgres://u@h/db?sslmode=require&password=pw") == (
+        "postgres://u@h/db?sslmode=require&password=***"
+    )
 
 
 def test_errors_inside_a_transaction_roll_it_back_and_pass_through(pg_uri: str) -> None:
