@@ -334,7 +334,8 @@ class PostgresStore(TransitionMixin):
 
         The child's copies of the parent's sockets are pointed at /dev/null rather than closed:
         libpq's goodbye on a socket shared with the parent would end the parent's session.
-        The pool object is kept referenced so that nothing finalises it in the child.
+        (psycopg's finaliser already skips it in a forked child; this also covers an explicit
+        close.) The pool object is kept referenced so that nothing finalises it in the child.
         """
         self._lock = threading.Lock()
         devnull = os.open(os.devnull, os.O_RDWR)
