@@ -142,7 +142,8 @@ class Store(Protocol):
     def now_ms(self) -> int:
         """The store's clock in ms, outside a transaction (PostgreSQL: the database's, cached).
 
-        Lease pre-checks use it, so that hosts with skewed clocks agree on when a lease lapsed.
+        Meant for lease pre-checks outside a transaction, so that hosts whose clocks are skewed
+        still agree on when a lease lapsed.
         """
 
     def close(self) -> None:
