@@ -13,7 +13,7 @@ from pathlib import Path
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.sessions = ["tests", "tests-postgres", "lint", "typecheck"]
 nox.options.error_on_missing_interpreters = False
 
 ROOT = Path(__file__).parent
@@ -44,6 +44,34 @@ def tests_serve(session: nox.Session) -> None:
     """
     session.install("-e", ".[all]", *nox.project.dependency_groups(PYPROJECT, "test"))
     session.run("pytest", "tests/serve", *session.posargs, env={"COMPAT_STORE": "memory"})
+
+
+@nox.session(name="tests-postgres")
+def tests_postgres(session: nox.Session) -> None:
+    """The store suite and the consumer suite (responses backend) on a PostgreSQL store.
+
+    Needs a server: COMPAT_TEST_PG_URI (`eval "$(.ci/pg-start)"` starts a throwaway one).
+    Without it the session is skipped, except in CI, where it fails.
+    """
+    uri = os.environ.get("COMPAT_TEST_PG_URI")
+    if not uri:
+        message = 'no COMPAT_TEST_PG_URI: run eval "$(.ci/pg-start)" first'
+        if os.environ.get("CI") == "true":
+            session.error(message)
+        session.skip(message)
+    session.install("-e", ".[all]", *nox.project.dependency_groups(PYPROJECT, "test"))
+    session.run(
+        "pytest",
+        "tests/store",
+        "tests/consumer",
+        *session.posargs,
+        env={
+            "COMPAT_BACKEND": "responses",
+            "COMPAT_STORE": uri,
+            "COMPAT_TEST_STORE": uri,
+            "COMPAT_TEST_PG_URI": uri,
+        },
+    )
 
 
 @nox.session
@@ -90,6 +118,13 @@ def bench_cold(session: nox.Session) -> None:
     """Time fresh processes to their first streamed delta: compat against a bare reader."""
     session.install("-e", ".[all]", *nox.project.dependency_groups(PYPROJECT, "test"))
     session.run("python", "benchmarks/cold_start.py", *session.posargs)
+
+
+@nox.session(name="bench-store", default=False)
+def bench_store(session: nox.Session) -> None:
+    """Legacy cycles per second and Runs.create latency on memory, SQLite and PostgreSQL."""
+    session.install("-e", ".[all]", *nox.project.dependency_groups(PYPROJECT, "test"))
+    session.run("python", "benchmarks/store_cycles.py", *session.posargs)
 
 
 @nox.session(name="bench-clients", default=False)

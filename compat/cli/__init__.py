@@ -29,6 +29,7 @@ SUBCOMMANDS: dict[str, str] = {
     "doctor": "compat.cli.doctor",
     "shadow-report": "compat.cli.shadow_report",
     "serve": "compat.cli.serve",
+    "copy-store": "compat.cli.copy_store",
 }
 
 Handler = Callable[[argparse.Namespace], int]

@@ -1,4 +1,8 @@
-"""Local state for the Responses backend: the `Store` protocol, its two stores, and `open_store`."""
+"""State for the Responses backend: the `Store` protocol, its stores, and `open_store`.
+
+The PostgreSQL store (`compat.store.postgres`) is imported only when a `postgresql://` spec is
+opened: psycopg is the optional `dashscope-compat[postgres]` extra.
+"""
 
 from __future__ import annotations
 
@@ -22,11 +26,22 @@ __all__ = [
     "StoreError",
     "Tx",
     "default_store_path",
+    "is_postgres_uri",
     "open_store",
     "transition",
 ]
 
 _FILE_NAME = "compat.sqlite3"
+_PG_SCHEMES = ("postgresql://", "postgres://")
+_PG_MISSING = (
+    "COMPAT_STORE={uri} needs the PostgreSQL store, whose dependencies (psycopg 3 and "
+    "psycopg_pool) are not installed: pip install 'dashscope-compat[postgres]'"
+)
+
+
+def is_postgres_uri(spec: str | os.PathLike[str]) -> bool:
+    """Whether `spec` names a PostgreSQL database (a libpq URI) rather than a file."""
+    return isinstance(spec, str) and spec.lower().startswith(_PG_SCHEMES)
 
 
 def default_store_path() -> Path:
@@ -44,13 +59,18 @@ def default_store_path() -> Path:
 
 
 def open_store(spec: str | os.PathLike[str]) -> Store:
-    """`"memory"` gives a MemoryStore; anything else is a file path for an SQLiteStore.
+    """`"memory"` gives a MemoryStore, a `postgresql://` (or `postgres://`) URI a PostgresStore,
+    anything else is a file path for an SQLiteStore.
 
-    `~` is expanded; missing parent directories are created private to the user (0700), and a
+    A URI is libpq's: credentials may come from it or from libpq's environment (PGPASSWORD,
+    ~/.pgpass, ...). Without the `postgres` extra it raises ConfigurationError. For a file, `~` is
+    expanded; missing parent directories are created private to the user (0700), and a
     new store file is too (0600).
     """
     if spec == "memory":
         return MemoryStore()
+    if is_postgres_uri(spec):
+        return _open_postgres(str(spec))
     if not os.fspath(spec):
         raise ValueError("empty store spec: give a file path or 'memory'")
     path = Path(spec).expanduser()
@@ -59,3 +79,18 @@ def open_store(spec: str | os.PathLike[str]) -> Store:
     except OSError as exc:
         raise StoreError(f"{path.parent}: cannot create the store's directory: {exc}") from exc
     return SQLiteStore(path)
+
+
+def _open_postgres(uri: str) -> Store:
+    try:
+        from .postgres import PostgresStore
+    except ImportError as exc:
+        from urllib.parse import urlsplit
+
+        from compat.errors import ConfigurationError
+
+        # The URI may carry credentials: name only the scheme, host and database.
+        parts = urlsplit(uri)
+        shown = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+        raise ConfigurationError(_PG_MISSING.format(uri=shown)) from exc
+    return PostgresStore(uri)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -138,6 +139,13 @@ class Store(Protocol):
     ) -> Record:
         """Apply one lifecycle move to a stored run, atomically (see ``transition``)."""
 
+    def now_ms(self) -> int:
+        """The store's clock in ms, outside a transaction (PostgreSQL: the database's, cached).
+
+        Meant for lease pre-checks outside a transaction, so that hosts whose clocks are skewed
+        still agree on when a lease lapsed.
+        """
+
     def close(self) -> None:
         """Release connections; later calls raise StoreError. Calling it twice is fine."""
 
@@ -194,7 +202,10 @@ def apply_update(
 
 
 class TransitionMixin:
-    """``Store.transition`` for stores that have ``transaction()``."""
+    """``Store.transition`` for stores that have ``transaction()``, and a local ``now_ms``."""
+
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
 
     def transaction(self) -> AbstractContextManager[Tx]:
         raise NotImplementedError  # every store defines it; this only satisfies the type

@@ -19,6 +19,7 @@ import pytest
 import compat
 from compat import aio
 from compat.testing import Emulator
+from tests.pg import consumer_store
 
 dashscope = pytest.importorskip("dashscope")
 
@@ -33,7 +34,7 @@ def _selected_backends() -> tuple[str, ...]:
 @pytest.fixture(params=_selected_backends())
 def backend(request: pytest.FixtureRequest, compat_emulator: Emulator) -> Iterator[str]:
     """compat configured for one backend against the emulator (memory store)."""
-    compat.configure(backend=request.param, store="memory")
+    compat.configure(backend=request.param, store=consumer_store())
     yield request.param
     compat.configure(reset=True)
 

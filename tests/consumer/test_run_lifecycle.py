@@ -20,6 +20,7 @@ import compat
 from compat import lifecycle
 from compat.store import MemoryStore, Record, StoreError
 from compat.testing import Emulator, Reasoning, Scenario, Text
+from tests.pg import consumer_store
 
 from .held import stalled, wait_for
 
@@ -33,7 +34,7 @@ TOOL = {"type": "function", "function": {"name": "lookup", "parameters": {"type"
 
 @pytest.fixture
 def responses(compat_emulator: Emulator) -> Iterator[Emulator]:
-    compat.configure(backend="responses", store="memory")
+    compat.configure(backend="responses", store=consumer_store())
     yield compat_emulator
     compat.configure(reset=True)
 

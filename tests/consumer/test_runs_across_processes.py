@@ -1,4 +1,5 @@
-"""The run rules across real processes sharing one SQLite store: racing creates and submits,
+"""The run rules across real processes sharing one store (an SQLite file, and a PostgreSQL
+database when a server is given: tests/pg.py): racing creates and submits,
 cancel from another process, many processes at once, fork after first use, kill -9 of a driver,
 and a short-lived process that leaves a non-streamed run behind.
 
@@ -9,11 +10,13 @@ Waits are on conditions with bounded timeouts, never on sleeps.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ import pytest
 
 import compat
 from compat.testing import Emulator, Scenario, Text
+from tests.pg import fresh_schema_uri, pg_server_uri
 
 from . import proc_workers as w
 from .held import stalled, wait_for
@@ -36,12 +40,19 @@ SPAWN = multiprocessing.get_context("spawn")
 TOOL = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
 
 
-@pytest.fixture
-def shared(compat_emulator: Emulator, tmp_path: Path) -> Iterator[tuple[Emulator, str]]:
-    store = str(tmp_path / "shared.sqlite3")
-    compat.configure(backend="responses", store=store)
-    yield compat_emulator, store
-    compat.configure(reset=True)
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def shared(
+    request: pytest.FixtureRequest, compat_emulator: Emulator, tmp_path: Path
+) -> Iterator[tuple[Emulator, str]]:
+    with contextlib.ExitStack() as stack:
+        if request.param == "sqlite":
+            store = str(tmp_path / "shared.sqlite3")
+        else:
+            schema = f"p_{uuid.uuid4().hex[:12]}"
+            store = stack.enter_context(fresh_schema_uri(pg_server_uri(), schema))
+        compat.configure(backend="responses", store=store)
+        yield compat_emulator, store
+        compat.configure(reset=True)
 
 
 def start(target: Any, *args: Any) -> Any:

@@ -13,6 +13,7 @@ import pytest
 
 import compat
 from compat.testing import Emulator, Scenario
+from tests.pg import consumer_store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture
 def responses(compat_emulator: Emulator) -> Any:
-    compat.configure(backend="responses", store="memory")
+    compat.configure(backend="responses", store=consumer_store())
     yield compat_emulator
     compat.configure(reset=True)
 

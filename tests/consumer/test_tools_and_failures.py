@@ -11,6 +11,7 @@ import pytest
 
 import compat
 from compat.testing import Emulator, Scenario
+from tests.pg import consumer_store
 
 from . import programs_tools as p
 
@@ -257,7 +258,7 @@ needs_responses = pytest.mark.skipif(
 def test_tools_without_a_responses_equivalent_are_refused_loudly(
     tools: list[Any], fragment: str, compat_emulator: Emulator
 ) -> None:
-    compat.configure(backend="responses", store="memory")
+    compat.configure(backend="responses", store=consumer_store())
     try:
         refused = compat.Assistants.create(model="qwen-plus", tools=tools)
         assert (refused.status_code, refused.code) == (400, "UnsupportedByResponsesAPI")
@@ -284,7 +285,7 @@ def test_tools_without_a_responses_equivalent_are_refused_loudly(
 
 @needs_responses
 def test_top_k_is_refused_not_dropped(compat_emulator: Emulator) -> None:
-    compat.configure(backend="responses", store="memory")
+    compat.configure(backend="responses", store=consumer_store())
     try:
         refused = compat.Assistants.create(model="qwen-plus", top_k=10)
         assert (refused.status_code, refused.code) == (400, "UnsupportedByResponsesAPI")
@@ -324,7 +325,7 @@ def test_top_k_is_refused_not_dropped(compat_emulator: Emulator) -> None:
 def test_transport_failures_are_reported_with_their_own_code(
     scenario: Scenario, code: str, compat_emulator: Emulator
 ) -> None:
-    compat.configure(backend="responses", store="memory")
+    compat.configure(backend="responses", store=consumer_store())
     try:
         compat_emulator.queue(scenario)
         assistant, thread = p._setup(compat, [], "Tell me a story.")
@@ -345,7 +346,7 @@ def test_transport_failures_are_reported_with_their_own_code(
 
 @needs_responses
 def test_file_attachments_are_refused_not_dropped(compat_emulator: Emulator) -> None:
-    compat.configure(backend="responses", store="memory")
+    compat.configure(backend="responses", store=consumer_store())
     try:
         refused = compat.Assistants.create(model="qwen-plus", file_ids=["file_1"])
         assert (refused.status_code, refused.code) == (400, "UnsupportedByResponsesAPI")

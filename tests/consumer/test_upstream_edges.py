@@ -20,6 +20,7 @@ import pytest
 import compat
 from compat.backends.responses.upstream import UpstreamBroken, UpstreamHTTPError, mapped_errors
 from compat.errors import CompatError
+from tests.pg import consumer_store
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("COMPAT_BACKEND", "responses") != "responses",
@@ -54,7 +55,7 @@ def replay() -> Iterator[Any]:
     thread.start()
     compat.configure(
         backend="responses",
-        store="memory",
+        store=consumer_store(),
         api_key="sk-test",
         responses_base_url=f"http://127.0.0.1:{server.server_address[1]}/v1",
     )
@@ -195,7 +196,7 @@ def _closed_port() -> int:
 def test_an_unreachable_upstream_is_a_returned_error_and_frees_the_thread() -> None:
     compat.configure(
         backend="responses",
-        store="memory",
+        store=consumer_store(),
         api_key="sk-test",
         responses_base_url=f"http://127.0.0.1:{_closed_port()}/v1",
     )

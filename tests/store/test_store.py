@@ -1,4 +1,4 @@
-"""The store contract on both stores, plus SQLite durability across threads and processes."""
+"""The store contract on every store (memory, SQLite, PostgreSQL), plus SQLite durability."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -106,13 +106,6 @@ def all_ids(store: Store, kind: Any, parent_id: str | None = None) -> list[str]:
         if not page.has_more:
             return ids
         after = page.last_id
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    s: Store = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "s.sqlite3")
-    yield s
-    s.close()
 
 
 # -- put / get / delete -------------------------------------------------------------------------

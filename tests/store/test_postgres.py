@@ -1,0 +1,245 @@
+"""What only the PostgreSQL store has: its schema, locks, pool, fork safety and errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from compat import lifecycle
+from compat.backends.responses.ownership import claim_thread, release_thread
+from compat.errors import ConfigurationError
+from compat.store import StoreError, open_store
+
+pytestmark = pytest.mark.postgres
+
+psycopg = (
+    pytest.importorskip("psycopg") if os.environ.get("CI") != "true" else __import__("psycopg")
+)
+
+from compat.store.postgres import MIGRATIONS, PostgresStore, display_uri  # noqa: E402
+
+
+def race(count: int, work: Callable[[int], None]) -> None:
+    """Run `work(i)` on `count` threads released together; re-raise the first failure."""
+    barrier = threading.Barrier(count)
+    errors: list[BaseException] = []
+
+    def go(i: int) -> None:
+        try:
+            barrier.wait(10)
+            work(i)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    if errors:
+        raise errors[0]
+
+
+def run(n: int, status: str = "queued") -> dict[str, Any]:
+    return {
+        "id": f"run_{n}",
+        "object": "thread.run",
+        "created_at": 1_000 + n,
+        "thread_id": "thread_1",
+        "status": status,
+        "metadata": {},
+    }
+
+
+def test_open_store_dispatches_both_schemes(pg_uri: str) -> None:
+    for uri in (pg_uri, pg_uri.replace("postgresql://", "postgres://", 1)):
+        store = open_store(uri)
+        assert isinstance(store, PostgresStore)
+        store.close()
+
+
+def test_racing_opens_migrate_once(pg_uri: str) -> None:
+    stores: list[PostgresStore] = []
+    race(8, lambda i: stores.append(PostgresStore(pg_uri)))
+    for store in stores:
+        store.close()
+    with psycopg.connect(pg_uri) as conn:
+        names = [n for (n,) in conn.execute("SELECT name FROM compat_schema_migrations")]
+    assert sorted(names) == sorted(m.__name__ for m in MIGRATIONS)
+
+
+def test_a_database_written_by_a_newer_compat_is_refused(pg_uri: str) -> None:
+    PostgresStore(pg_uri).close()
+    with psycopg.connect(pg_uri, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO compat_schema_migrations VALUES ('m999_from_the_future', 0), "
+            "('m998_also', 0)"
+        )
+    with pytest.raises(StoreError, match=r"newer compat.*m998_also, m999_from_the_future"):
+        PostgresStore(pg_uri)
+
+
+def test_claims_on_one_thread_are_serialised_by_the_thread_row(pg_uri: str) -> None:
+    # claim_thread reads the thread FOR UPDATE, then inserts the run: of 16 racing claims on
+    # an idle thread exactly one is accepted, the others see its run active.
+    store = PostgresStore(pg_uri)
+    store.put("thread", {"id": "thread_1", "created_at": 1})
+    outcomes: list[str | None] = []
+
+    def claim(i: int) -> None:
+        with store.transaction() as tx:
+            thread = tx.get("thread", "thread_1")
+            assert thread is not None
+            outcomes.append(
+                claim_thread(tx, thread, run(i), {"lease": {"owner": "w", "until": 2**62}})
+            )
+
+    race(16, claim)
+    assert outcomes.count(None) == 1
+    winner = store.get("thread", "thread_1")
+    assert winner is not None
+    assert store.get("run", winner.meta["active_run_id"]) is not None
+    assert len(store.list("run", parent_id="thread_1", limit=100).data) == 1
+    store.close()
+
+
+def test_finishing_and_claiming_in_opposite_orders_do_not_deadlock(pg_uri: str) -> None:
+    # A finishing run locks its run, then its thread; a claim locks the thread, then the
+    # active run. Tx.get takes the thread's lock first either way, so neither waits on a cycle.
+    store = PostgresStore(pg_uri)
+    store.put("thread", {"id": "thread_1", "created_at": 1}, {"active_run_id": "run_0"})
+    store.put("run", run(0, "in_progress"), {"lease": {"owner": "w", "until": 2**62}})
+    refused: list[str | None] = []
+
+    def work(i: int) -> None:
+        for _ in range(20):
+            if i % 2:
+                with store.transaction() as tx:
+                    thread = tx.get("thread", "thread_1")
+                    assert thread is not None
+                    refused.append(claim_thread(tx, thread, run(99), {}) and "refused")
+                    raise_back = refused[-1] is None
+                    if raise_back:  # undo a claim so that the race goes on
+                        release_thread(tx, "thread_1", "run_99")
+            else:
+                with store.transaction() as tx:
+                    tx.get("run", "run_0")
+                    release_thread(tx, "thread_1", "not-the-active-run")
+
+    race(8, work)
+    assert len(refused) == 80
+    store.close()
+
+
+def test_tx_now_ms_is_the_database_clock(pg_uri: str) -> None:
+    store = PostgresStore(pg_uri)
+    with psycopg.connect(pg_uri) as conn:
+        (before,) = conn.execute(
+            "SELECT (extract(epoch FROM clock_timestamp())*1000)::bigint"
+        ).fetchone()
+        with store.transaction() as tx:
+            inside = tx.now_ms()
+        (after,) = conn.execute(
+            "SELECT (extract(epoch FROM clock_timestamp())*1000)::bigint"
+        ).fetchone()
+    assert before <= inside <= after
+    # The store-level clock is the database's through an offset measured at open.
+    assert abs(store.now_ms() - inside) < 60_000
+    store.close()
+
+
+def test_an_unreachable_database_is_a_store_error_without_the_password() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once the socket closes
+    uri = f"postgresql://someone:s3cret@127.0.0.1:{port}/db"
+    with pytest.raises(
+        StoreError, match=rf"postgresql://someone:\*\*\*@127\.0\.0\.1:{port}/db"
+    ) as info:
+        open_store(uri)
+    assert "s3cret" not in str(info.value)
+    assert display_uri("postgresql://h/db") == "postgresql://h/db"
+    assert display_uri("postgres://u@h/db?sslmode=require&password=pw") == (
+        "postgres://u@h/db?sslmode=require&password=***"
+    )
+
+
+def test_errors_inside_a_transaction_roll_it_back_and_pass_through(pg_uri: str) -> None:
+    store = PostgresStore(pg_uri)
+    store.put("run", run(1, "completed"))
+    with pytest.raises(lifecycle.IllegalMove):
+        store.transition("run_1", "cancel")
+    with pytest.raises(StoreError, match="division by zero"), store.transaction() as tx:
+        tx.put("thread", {"id": "thread_9", "created_at": 1})
+        tx.conn.execute("SELECT 1/0")  # type: ignore[attr-defined]
+    assert store.get("thread", "thread_9") is None
+    store.put("thread", {"id": "thread_9", "created_at": 1})  # the pool's connection is fine
+    store.close()
+
+
+FORK = """
+import gc, os, sys, warnings
+warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork() of a threaded process
+from compat.store.postgres import PostgresStore
+store = PostgresStore(sys.argv[1])
+store.put("thread", {"id": "thread_1", "created_at": 1})
+pid = os.fork()
+if pid == 0:
+    # The child uses the store, then exits the ordinary way: finalisers run, and must not
+    # end the parent's sessions on the sockets the child inherited.
+    store.put("thread", {"id": "thread_2", "created_at": 2})
+    assert store.get("thread", "thread_1") is not None
+    store.close()
+    # Even closing what the child inherited (libpq's goodbye on each socket) leaves them be.
+    from compat.store import postgres
+    for _, inherited in postgres._inherited:
+        for conn in inherited:
+            conn.close()
+    gc.collect()
+    sys.exit(0)
+_, status = os.waitpid(pid, 0)
+assert os.waitstatus_to_exitcode(status) == 0, status
+ids = [t["id"] for t in store.list("thread", order="asc").data]
+assert ids == ["thread_1", "thread_2"], ids
+print("ok")
+"""
+
+
+def test_a_forked_child_uses_its_own_connections(pg_uri: str) -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", FORK, pg_uri], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "ok\n"
+
+
+def test_without_the_extra_a_postgres_store_is_a_configuration_error() -> None:
+    code = (
+        "import sys; sys.modules['psycopg'] = None\n"
+        "import compat\n"
+        "from compat.store import open_store\n"
+        "assert 'psycopg' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
+        "try:\n"
+        "    open_store('postgresql://u:pw@db.example:5432/app')\n"
+        "except compat.errors.ConfigurationError as e:\n"
+        "    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "pip install 'dashscope-compat[postgres]'" in out.stdout
+    assert "postgresql://db.example:5432/app" in out.stdout
+    assert "pw" not in out.stdout.replace("psycopg", "")
+    assert ConfigurationError.__name__ == "ConfigurationError"
+
+
+def test_import_compat_does_not_import_psycopg() -> None:
+    code = "import sys, compat, compat.store; print('psycopg' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
