@@ -1,4 +1,4 @@
-"""PostgreSQL store: one set of threads shared by every worker on every host (`dashscope-compat[postgres]`).
+"""PostgreSQL store: one set of threads for every worker on every host (the postgres extra).
 
 Imported only when a ``postgresql://`` store is opened: psycopg is an optional dependency.
 """

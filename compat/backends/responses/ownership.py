@@ -27,7 +27,6 @@ from typing import Any, Protocol
 
 from compat import _objects as o
 from compat import lifecycle
-from compat._ids import now_ms
 from compat.errors import StoreError
 from compat.store import Record, Store, Tx, transition
 
@@ -189,7 +188,7 @@ class RunOwnership:
     # -- orphans ------------------------------------------------------------------------------
     def reap(self, record: Record) -> Record:
         """The run as it stands, expired first if its lease lapsed (checked in a transaction)."""
-        if not lapsed(record, now_ms()):
+        if not lapsed(record, self.store.now_ms()):  # the store's clock: the database's
             return record
         run_id = record.data["id"]
         with self.store.transaction() as tx:
@@ -203,7 +202,7 @@ class RunOwnership:
     def reap_orphans(self, thread_id: str) -> None:
         """Reap every lapsed run of the thread (before a list shows them)."""
         page = self.store.list("run", parent_id=thread_id, limit=100)
-        now = now_ms()
+        now = self.store.now_ms()
         for run in page.data:
             if run["status"] in lifecycle.ACTIVE:
                 record = self.store.get("run", run["id"])
