@@ -127,7 +127,7 @@ def test_a_tool_the_responses_side_refuses_is_a_difference(
     assert entry["verdict"] == "different"
     kinds = {d["kind"]: d for d in entry["differences"]}
     assert kinds["error"]["primary"] is None
-    assert kinds["error"]["shadow"] == "Refused"
+    assert kinds["error"]["shadow"] == "UnsupportedByResponsesAPI"
 
 
 def test_a_non_streamed_run_is_compared_by_outcome(report: Path, compat_emulator: Emulator) -> None:
