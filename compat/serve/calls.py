@@ -15,6 +15,7 @@ from typing import Any
 
 from compat import aio
 from compat import types as t
+from compat._objects import ASSISTANT_FIELDS
 from compat.serve.tenants import Tenants
 
 __all__ = ["HANDLERS", "Call", "wire_page"]
@@ -28,19 +29,6 @@ Messages: Any = aio.Messages
 Runs: Any = aio.Runs
 Steps: Any = aio.Steps
 
-_ASSISTANT_FIELDS = (
-    "model",
-    "name",
-    "description",
-    "instructions",
-    "tools",
-    "file_ids",
-    "metadata",
-    "top_p",
-    "top_k",
-    "temperature",
-    "max_tokens",
-)
 _RUN_FIELDS = (
     "assistant_id",
     "model",
@@ -103,7 +91,7 @@ def _ok(reply: Any) -> bool:
 
 
 async def create_assistant(call: Call) -> Any:
-    fields = call.pick(_ASSISTANT_FIELDS)
+    fields = call.pick(ASSISTANT_FIELDS)
     fields.setdefault("model", None)
     reply = await Assistants.create(**fields, **call.auth)
     if _ok(reply):
@@ -165,7 +153,7 @@ async def retrieve_assistant(call: Call, assistant_id: str) -> Any:
 
 async def update_assistant(call: Call, assistant_id: str) -> Any:
     call.tenants.check("assistant", assistant_id, call.tenant)
-    return await Assistants.update(assistant_id, **call.pick(_ASSISTANT_FIELDS), **call.auth)
+    return await Assistants.update(assistant_id, **call.pick(ASSISTANT_FIELDS), **call.auth)
 
 
 async def delete_assistant(call: Call, assistant_id: str) -> Any:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 from compat import lifecycle
 from compat.errors import StoreError
@@ -207,8 +207,9 @@ class TransitionMixin:
     def now_ms(self) -> int:
         return time.time_ns() // 1_000_000
 
-    def transaction(self) -> AbstractContextManager[Tx]:
-        raise NotImplementedError  # every store defines it; this only satisfies the type
+    if TYPE_CHECKING:  # every store defines it; declared here for the methods above
+
+        def transaction(self) -> AbstractContextManager[Tx]: ...
 
     def transition(
         self,
