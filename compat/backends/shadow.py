@@ -258,6 +258,7 @@ class ShadowBackend:
             try:
                 reply = self.shadow.create_run(thread_id, dict(params, stream=True), sopts)
             except Exception as exc:  # the responses side refused to start: that is a finding
+                _log.warning("shadow run on %s refused: %s: %s", thread_id, type(exc).__name__, exc)
                 reply = {"code": type(exc).__name__, "message": str(exc)}
         else:
             if waiting_key not in self._waiting:

@@ -300,3 +300,45 @@ def test_a_process_that_exits_normally_finishes_its_non_streamed_runs(
     (answer, _) = compat.Messages.list(thread_id).data
     assert (answer.role, answer.status) == ("assistant", "completed")
     assert answer.content[0].text.value.split() == ["word"] * 60
+
+
+AT_EXIT = """
+import atexit, sys
+sys.path.insert(0, sys.argv[1])
+import compat
+compat.configure(backend="responses", store=sys.argv[2])
+
+def at_exit():
+    # the interpreter refuses new threads by now (Python 3.12+): no keeper, no worker thread
+    assistant = compat.Assistants.create(model="qwen-plus")
+    thread = compat.Threads.create(messages=[{"role": "user", "content": "Hi"}])
+    stream = compat.Runs.create(thread.id, assistant_id=assistant.id, stream=True)
+    events = [event for event, _ in stream]
+    print(thread.id, events[-1], flush=True)
+    other = compat.Threads.create(messages=[{"role": "user", "content": "Hi"}])
+    run = compat.Runs.create(other.id, assistant_id=assistant.id)
+    print(other.id, run.id, run.status, flush=True)
+
+atexit.register(at_exit)
+"""
+
+
+def test_runs_started_at_interpreter_exit_still_complete(shared: tuple[Emulator, str]) -> None:
+    emu, store = shared
+    env = dict(os.environ, **emu.env())
+    result = subprocess.run(
+        [sys.executable, "-c", AT_EXIT, str(ROOT), store],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=True,
+    )
+    streamed, background = result.stdout.splitlines()
+    thread_id, last = streamed.split()
+    assert last == "thread.run.completed"
+    assert compat.Runs.list(thread_id).data[0].status == "completed"
+    thread_id, run_id, status = background.split()
+    assert status == "queued"
+    assert compat.Runs.retrieve(run_id, thread_id=thread_id).status == "completed"
+    assert result.stderr == ""

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from compat import _objects as o
 from compat import lifecycle
+from compat._log import logger
 from compat.errors import StoreError
 from compat.store import Record, Store, Tx, transition
 
@@ -42,6 +43,8 @@ __all__ = [
     "release_thread",
     "worker_id",
 ]
+
+_log = logger(__name__)
 
 #: How often the keeper looks at the runs driven here (a cancel is noticed within this).
 POLL_SECONDS = 0.2
@@ -168,7 +171,14 @@ class RunOwnership:
                 self._keeper = threading.Thread(
                     target=self._keep, name="compat-run-keeper", daemon=True
                 )
-                self._keeper.start()
+                try:
+                    self._keeper.start()
+                except RuntimeError:
+                    # The interpreter is shutting down (an atexit handler, e.g. the shadow
+                    # backend's drain) and refuses new threads. The run is still driven to its
+                    # end by the calling thread, only without lease renewal and cancel watching.
+                    self._keeper = None
+                    _log.debug("run %s driven without a keeper (interpreter exit)", job.run_id)
 
     def done(self, run_id: str) -> None:
         with self._lock:

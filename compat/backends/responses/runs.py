@@ -282,7 +282,12 @@ class RunExecutor:
         with self._background_lock:
             self._background[job.run_id] = worker
         reply = ok(clean(job.translator.run))  # as stored before the worker starts: queued
-        worker.start()
+        try:
+            worker.start()
+        except RuntimeError:
+            # No new threads at interpreter shutdown (a call from an atexit handler): drive the
+            # run here instead; the reply is still the run as created.
+            self._drain(job)
         return reply
 
     def _drain(self, job: Job) -> None:
