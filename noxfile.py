@@ -155,3 +155,10 @@ def bench_proxy(session: nox.Session) -> None:
     """Per-event cost of `compat serve` over the in-process facade, and streams held per process."""
     session.install("-e", ".[all]", *nox.project.dependency_groups(PYPROJECT, "test"))
     session.run("python", "benchmarks/proxy.py", *session.posargs)
+
+
+@nox.session(name="bench-long", default=False)
+def bench_long(session: nox.Session) -> None:
+    """One run's cost at turn 1, 10, 50 and 100 of a thread, in chain and replay history modes."""
+    session.install("-e", ".[all]", *nox.project.dependency_groups(PYPROJECT, "test"))
+    session.run("python", "benchmarks/long_threads.py", *session.posargs)
