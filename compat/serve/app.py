@@ -227,6 +227,8 @@ class ServeApp:
                             "more_body": True,
                         }
                     )
+                    if event == "error":  # the Assistant API's raw error ends its stream
+                        break
                     try:
                         event, data = await items.__anext__()
                     except StopAsyncIteration:
@@ -241,7 +243,8 @@ class ServeApp:
                     return 200
                 if run is not None:
                     await self._final_event(send, call, run)
-            await send({"type": "http.response.body", "body": w.DONE, "more_body": False})
+            end = b"" if event == "error" else w.DONE  # no `done` after an error event
+            await send({"type": "http.response.body", "body": end, "more_body": False})
             return 200
         finally:
             watcher.cancel()

@@ -159,7 +159,9 @@ class Failure:
 
     * ``"run_failed"``: the run ends ``failed`` with ``last_error`` (Responses:
       ``response.failed``).
-    * ``"error_event"``: a raw ``error`` event, then the stream closes (Responses: the nested
+    * ``"error_event"``: the run is stored as with ``"run_failed"`` (its open message
+      ``incomplete``, its open step ``failed``), but the stream sends only a raw ``error`` event
+      (``{"code","message","request_id"}``; no ``done``), then closes (Responses: the nested
       ``{"type":"error","error":{...}}`` form, on which the openai SDK raises ``APIError``).
     * ``"http_error"``: the request itself answers HTTP ``status`` with DashScope's top-level
       error body; ``times`` consecutive requests fail so (the openai SDK retries 408/409/429/5xx
@@ -173,7 +175,8 @@ class Failure:
       ``max_output_tokens``).
     * ``"rate_limited_json"``: Responses only: HTTP 200 with a JSON Response ``status: failed``
       instead of a stream (DashScope's rate limit: ``code="server_error"``, ``message="Requests rate
-      limit exceeded, please try again later."``).
+      limit exceeded, please try again later."``). The Assistant side: ``created``, ``queued``,
+      ``in_progress``, ``failed``, no message or step.
     * ``"drop"``: Responses only: the connection breaks mid-stream (no terminal event).
     * ``"truncate"``: Responses only: the stream ends cleanly without a terminal event.
     * ``"malformed"``: Responses only: one more event whose data is ``message`` as it is, not

@@ -54,7 +54,7 @@ def _observe(stream: Any) -> tuple[list[Any], Any]:
         elif event is None:
             seen.append(("http error", data["status_code"], data["code"], data["message"]))
         elif event == "error":
-            seen.append(("error", data.code, data.message))
+            seen.append(("error", data.code, data.message, bool(data.request_id)))
         else:
             seen.append(event)
             if event.startswith("thread.run.") and not event.startswith("thread.run.step"):
@@ -230,6 +230,9 @@ def tool_output_mistakes(api: Any, emu: Emulator) -> list[Any]:
 
 
 def failure_after_start(api: Any, emu: Emulator, scenario: Scenario) -> list[Any]:
+    """The stream, then the stored run's status, the thread's messages, and what else is stored
+    of the run: its error code (the message of a Responses-only failure is compat's own), its
+    usage, whether it started and failed, its steps' ends."""
     emu.queue(scenario)
     assistant, thread = _setup(api, [], "Tell me a story.")
     seen, _ = _observe(api.Runs.create(thread.id, assistant_id=assistant.id, stream=True))
@@ -242,7 +245,24 @@ def failure_after_start(api: Any, emu: Emulator, scenario: Scenario) -> list[Any
             for m in messages
         ]
     )
+    run = api.Runs.retrieve(runs[0].id, thread_id=thread.id)
+    steps = api.Steps.list(run.id, thread_id=thread.id, order="asc").data
+    seen.append(
+        (
+            _error_code(run.last_error),
+            run.usage,
+            (run.started_at is not None, run.failed_at is not None),
+            [(s.type, s.status, _error_code(s.last_error), s.failed_at is not None) for s in steps],
+        )
+    )
     return seen
+
+
+def _error_code(error: Any) -> Any:
+    """A ``last_error``'s code: a dict on a run, an object on a step (in both SDKs)."""
+    if error is None:
+        return None
+    return error["code"] if isinstance(error, dict) else error.code
 
 
 def active_run_is_refused(api: Any, emu: Emulator) -> list[Any]:

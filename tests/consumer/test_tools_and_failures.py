@@ -11,6 +11,7 @@ import pytest
 
 import compat
 from compat.testing import Emulator, Scenario
+from compat.types import AssistantError as CompatAssistantError
 from tests.pg import consumer_store
 
 from . import programs_tools as p
@@ -96,7 +97,7 @@ def test_failure_after_the_run_started_ends_in_run_failed_and_keeps_the_thread(
     name: str, apis: dict[str, Any], compat_emulator: Emulator
 ) -> None:
     seen = p.failure_after_start(apis["compat"], compat_emulator, FAILURES[name])
-    *streamed, stored_status, messages = seen
+    *streamed, stored_status, messages, _stored = seen
     events = [s for s in streamed if isinstance(s, str)]
     assert events[-1] == "thread.run.failed"
     assert stored_status == "failed"
@@ -109,13 +110,26 @@ def test_failure_after_the_run_started_ends_in_run_failed_and_keeps_the_thread(
         assert messages[1][2].startswith("Once")
 
 
-@pytest.mark.parametrize("name", ["response_failed", "error_event_flat", "incomplete"])
-def test_upstream_failure_codes_reach_last_error_as_on_the_assistant_api(
+#: Upstream failures that are the Assistant API's own: the same stream, the same stored run.
+PARITY_FAILURES = {
+    "response_failed": FAILURES["response_failed"],
+    "error_event": Scenario.failure(
+        "server_error", "boom", after_text="Once upon", mode="error_event"
+    ),
+    "error_event_flat": FAILURES["error_event_flat"],
+    "incomplete": FAILURES["incomplete"],
+    "rate_limited_json": FAILURES["rate_limited_json"],
+}
+
+
+@pytest.mark.parametrize("name", PARITY_FAILURES)
+def test_upstream_failures_are_observed_and_stored_as_on_the_assistant_api(
     name: str, apis: dict[str, Any], compat_emulator: Emulator
 ) -> None:
-    expected = p.failure_after_start(apis["dashscope"], compat_emulator, FAILURES[name])
+    scenario = PARITY_FAILURES[name]
+    expected = p.failure_after_start(apis["dashscope"], compat_emulator, scenario)
     compat_emulator.reset()
-    assert p.failure_after_start(apis["compat"], compat_emulator, FAILURES[name]) == expected
+    assert p.failure_after_start(apis["compat"], compat_emulator, scenario) == expected
 
 
 @pytest.mark.parametrize("status", [400, 401, 404, 429, 500])
@@ -363,18 +377,52 @@ def test_file_attachments_are_refused_not_dropped(compat_emulator: Emulator) -> 
         compat.configure(reset=True)
 
 
-def test_nested_error_event_fails_the_run_and_keeps_the_partial_message(
-    apis: dict[str, Any], backend: str, compat_emulator: Emulator
+def test_nested_error_event_is_the_raw_error_event_and_the_run_is_stored_failed(
+    apis: dict[str, Any], compat_emulator: Emulator
 ) -> None:
-    scenario = Scenario.failure("server_error", "boom", after_text="Once upon", mode="error_event")
-    *streamed, stored_status, messages = p.failure_after_start(
-        apis["compat"], compat_emulator, scenario
+    api = apis["compat"]
+    compat_emulator.queue(PARITY_FAILURES["error_event"])
+    assistant, thread = p._setup(api, [], "Tell me a story.")
+    items = list(api.Runs.create(thread.id, assistant_id=assistant.id, stream=True))
+    # The Assistant API's own form: a raw event:error, which dashscope yields as ("error", err)
+    # and after which it reads nothing; the run, its message and its step are stored failed.
+    assert [event for event, _ in items[-3:]] == [
+        "thread.message.delta",
+        "thread.message.delta",
+        "error",
+    ]
+    assert not any(event == "thread.run.failed" for event, _ in items)
+    error = {"code": "server_error", "message": "boom"}
+    run = api.Runs.retrieve(items[0][1].id, thread_id=thread.id)
+    assert (run.status, run.last_error, run.usage) == ("failed", error, None)
+    [step] = api.Steps.list(run.id, thread_id=thread.id).data
+    assert (step.status, step.last_error.code, step.last_error.message) == (
+        "failed",
+        *error.values(),
     )
-    if backend == "assistants":
-        # The Assistant API's own form: a raw event:error, which dashscope yields as ("error", err).
-        assert streamed[-1] == ("error", "server_error", "boom")
-    else:
-        assert streamed[-1] == "thread.run.failed"
-    assert stored_status == "failed"
-    assert messages[1][:2] == ("assistant", "incomplete")
-    assert messages[1][2].startswith("Once")
+    reply = api.Messages.list(thread.id).data[0]
+    assert (reply.role, reply.status, reply.content[0].text.value) == (
+        "assistant",
+        "incomplete",
+        "Once upon",
+    )
+
+
+def test_the_error_item_reads_like_dashscopes_assistant_error(
+    apis: dict[str, Any], compat_emulator: Emulator
+) -> None:
+    from dashscope.common.error import AssistantError
+
+    def last_item(api: Any) -> tuple[str | None, Any]:
+        compat_emulator.queue(PARITY_FAILURES["error_event"])
+        assistant, thread = p._setup(api, [], "Tell me a story.")
+        items = list(api.Runs.create(thread.id, assistant_id=assistant.id, stream=True))
+        return items[-1]
+
+    event, theirs = last_item(apis["dashscope"])
+    compat_emulator.reset()
+    our_event, ours = last_item(apis["compat"])
+    assert (event, our_event) == ("error", "error")
+    assert isinstance(theirs, AssistantError) and isinstance(ours, CompatAssistantError)
+    assert (ours.code, ours.message, ours.status_code) == ("server_error", "boom", None)
+    assert str(ours) == str(theirs).replace(theirs.request_id, ours.request_id)

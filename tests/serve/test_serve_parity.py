@@ -6,11 +6,12 @@ reference transcript), then against the proxy, whose upstream is the emulator's 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import httpx
 import pytest
 
-import compat
 from compat.serve.server import BackgroundServer
 from compat.testing import Emulator, Scenario
 from tests.consumer import programs, programs_tools
@@ -68,18 +69,14 @@ def test_tool_program_observes_the_same_through_the_proxy(
 
 FAILURES = {
     "response_failed": Scenario.failure("server_error", "model overloaded", after_text="Once upon"),
+    "error_event": Scenario.failure(
+        "server_error", "boom", after_text="Once upon", mode="error_event"
+    ),
     "error_event_flat": Scenario.failure(
         "server_error", "boom", after_text="Once upon", mode="error_event_flat"
     ),
     "incomplete": Scenario.failure(
         "max_output_tokens", "cut short", after_text="Once upon", mode="incomplete"
-    ),
-}
-#: Failures where compat itself differs from the Assistant API (see test_tools_and_failures):
-#: through the proxy, dashscope observes exactly what compat's facade gives in-process.
-COMPAT_OWN = {
-    "error_event": Scenario.failure(
-        "server_error", "boom", after_text="Once upon", mode="error_event"
     ),
     "rate_limited_json": Scenario.failure(
         "rate_limit_exceeded", "Requests rate limit exceeded", mode="rate_limited_json"
@@ -102,17 +99,32 @@ def test_failure_after_start_is_observed_the_same_through_the_proxy(
     assert seen == expected
 
 
-@pytest.mark.parametrize("name", COMPAT_OWN)
-def test_failure_through_the_proxy_is_what_the_facade_gives_in_process(
-    name: str,
+def test_the_error_event_is_written_as_the_assistant_api_writes_it(
     raw_dashscope: Any,
     compat_emulator: Emulator,
     proxy: BackgroundServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    expected = programs_tools.failure_after_start(compat, compat_emulator, COMPAT_OWN[name])
+    def stream_tail(base_url: str) -> bytes:
+        compat_emulator.queue(FAILURES["error_event"])
+        assistant = raw_dashscope.Assistants.create(model="qwen-plus")
+        thread = raw_dashscope.Threads.create(messages=[{"role": "user", "content": "Hi"}])
+        reply = httpx.post(
+            f"{base_url}/threads/{thread.id}/runs",
+            json={"assistant_id": assistant.id, "stream": True},
+            headers={"Authorization": f"Bearer {compat_emulator.api_key}"},
+            timeout=30,
+        )
+        assert reply.status_code == 200
+        tail = reply.content[reply.content.rindex(b"event:") :]
+        request_id = json.loads(tail.partition(b"data:")[2])["request_id"]
+        assert isinstance(request_id, str) and request_id
+        return tail.replace(request_id.encode(), b"<id>")
+
+    expected = stream_tail(compat_emulator.assistants_base_url)
     compat_emulator.reset()
     _through_proxy(monkeypatch, proxy)
-    seen = programs_tools.failure_after_start(raw_dashscope, compat_emulator, COMPAT_OWN[name])
-    assert seen == expected
-    assert seen[-2] == "failed"
+    assert stream_tail(proxy.base_url) == expected
+    assert expected == (
+        b'event:error\ndata:{"code":"server_error","message":"boom","request_id":"<id>"}\n\n'
+    )

@@ -540,10 +540,20 @@ FAILED_MID_MESSAGE = [
 ]
 
 
-def test_nested_error_event_keeps_the_partial_text_and_absorbs_the_following_failed() -> None:
+def test_nested_error_event_is_the_raw_error_and_closes_the_snapshots_as_a_failure() -> None:
+    # The Assistant API's own `error` event: the one event emitted; the snapshots the caller
+    # stores are closed as for any failure, and the response.failed that follows is absorbed.
     translator, events = run_fixture("error_nested")
-    assert names(events)[-3:] == FAILED_MID_MESSAGE
-    assert names(events).count("thread.run.failed") == 1
+    assert events[-1] == (
+        "error",
+        {
+            "code": "insufficient_quota",
+            "message": "You exceeded your current quota.",
+            "request_id": "1",
+        },
+    )
+    assert not set(FAILED_MID_MESSAGE) & set(names(events))
+    assert translator.late_events == {}
     [message] = translator.messages
     assert message["status"] == "incomplete"
     assert message["content"][0]["text"]["value"] == "Partial answer"
@@ -567,7 +577,13 @@ def test_flat_error_event_fails_the_open_tool_step_with_its_partial_code() -> No
 
 def test_dashscope_http_200_rate_limit_becomes_rate_limit_exceeded() -> None:
     translator, events = run_fixture("failed_rate_limit")
-    assert names(events) == ["thread.run.created", "thread.run.queued", "thread.run.failed"]
+    assert names(events) == [
+        "thread.run.created",
+        "thread.run.queued",
+        "thread.run.in_progress",  # as every Assistant-API run is before it fails
+        "thread.run.failed",
+    ]
+    assert translator.run["started_at"] is not None
     assert translator.last_error == {
         "code": "rate_limit_exceeded",
         "message": "Requests rate limit exceeded, please try again later.",
@@ -601,11 +617,27 @@ def test_a_stream_that_ends_without_a_terminal_event_fails_on_finish() -> None:
     assert translator.messages[0]["content"][0]["text"]["value"] == "The answer is"
 
 
-def test_a_failure_before_response_created_opens_the_run_first() -> None:
+def test_a_failure_before_response_created_opens_and_starts_the_run_first() -> None:
     translator = ResponsesTranslator(new_run(), new_id=Ids(), clock=Clock())
     events = translator.fail("server_error", "Connection error.")
-    assert names(events) == ["thread.run.created", "thread.run.queued", "thread.run.failed"]
-    assert translator.run["status"] == "failed" and translator.run["failed_at"] == 1000
+    assert names(events) == [
+        "thread.run.created",
+        "thread.run.queued",
+        "thread.run.in_progress",
+        "thread.run.failed",
+    ]
+    run = translator.run
+    assert (run["status"], run["started_at"], run["failed_at"]) == ("failed", 1000, 1001)
+
+
+def test_a_continuation_that_fails_at_once_is_in_progress_once() -> None:
+    events = names(make("continuation").fail("server_error", "Connection error."))
+    assert events == [
+        "thread.run.queued",
+        "thread.run.in_progress",
+        "thread.run.step.completed",  # the tool step, with its outputs
+        "thread.run.failed",
+    ]
 
 
 def test_error_codes_are_kept_and_a_missing_code_is_server_error() -> None:

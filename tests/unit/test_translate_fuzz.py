@@ -8,8 +8,9 @@ at a TranslationError, or carrying on, which must be as safe), then closed with 
 ``fail`` or ``cancel``. The properties:
 
 * ``feed`` raises nothing but ``TranslationError``; the closing call raises nothing;
-* exactly one terminal run event over the whole sequence plus the closing call, and it is the
-  last event emitted (a settled translator emits nothing more);
+* exactly one terminal run event (or the raw ``error`` event that reports a failure) over the
+  whole sequence plus the closing call, and it is the last event emitted (a settled translator
+  emits nothing more);
 * every payload is JSON-serialisable, and the snapshots too.
 
 Derandomized (the same examples on every run) and with no deadline, so it is never flaky.
@@ -40,12 +41,14 @@ RECORDED = {
     for p in sorted(FIXTURES.glob("*.jsonl"))
     if "." not in p.stem
 }
+#: The events that end a run's stream; ``error`` is a failure reported the Assistant API's raw way.
 TERMINAL = frozenset(
     {
         "thread.run.completed",
         "thread.run.failed",
         "thread.run.cancelled",
         "thread.run.requires_action",
+        "error",
     }
 )
 EVENT_TYPES = sorted(_HANDLERS) + sorted(IGNORED_EVENTS)[:6] + ["response.brand_new", ""]

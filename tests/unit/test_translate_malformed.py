@@ -190,8 +190,12 @@ def test_an_event_without_a_type_is_unknown_not_malformed() -> None:
 def test_an_error_code_or_message_that_is_not_a_string_gets_the_default() -> None:
     t, _ = in_a_message()
     out = t.feed({"type": "error", "error": {"code": 429, "message": ["x"]}})
-    assert out[-1][0] == "thread.run.failed"
-    assert t.last_error == {"code": "server_error", "message": "the upstream response failed"}
+    default = {"code": "server_error", "message": "the upstream response failed"}
+    assert out[-1][0] == "error" and out[-1][1]["code"] == default["code"]
+    assert t.last_error == default
+    flat = in_a_message()[0]
+    assert flat.feed({"type": "error", "code": 429, "message": None})[-1][0] == "thread.run.failed"
+    assert flat.last_error == default
 
 
 def test_absent_and_null_fields_read_as_absent() -> None:

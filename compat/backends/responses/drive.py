@@ -43,7 +43,10 @@ _OUTCOME_MOVES = {
     "requires_action": "require_action",
     "cancelled": "cancelled",
 }
-_TERMINAL_EVENTS = frozenset(f"thread.run.{status}" for status in _OUTCOME_MOVES)
+#: The events that end a stream: a run's outcome, or the raw ``error`` event that reports a
+#: failed run instead (the translator's nested-``error`` case).
+_ERROR = "error"
+_TERMINAL_EVENTS = frozenset(f"thread.run.{status}" for status in _OUTCOME_MOVES) | {_ERROR}
 #: A message is stored when it is created (so a crash leaves no step pointing at nothing)
 #: and once more when it is finished; never per delta.
 _MESSAGE_WRITES = frozenset(
@@ -211,6 +214,8 @@ class Drive:
         except StoreError:
             # The end could not be stored: the lease lapses and a reader reaps the run later.
             return out
+        if out and out[-1][0] == _ERROR:
+            return out  # stored failed; reported as the Assistant API reports it, raw
         return _with_terminal(out, stored.data)
 
 
@@ -308,10 +313,11 @@ async def _aiter(events: list[JSON]) -> AsyncIterator[JSON]:
 def typed(items: Items) -> list[tuple[str | None, Any]]:
     """Stream items as the caller gets them: ``status_code`` 200 on each payload, then typed.
 
-    Text deltas come typed from the translator already (its ``text_delta`` builder).
+    Text deltas come typed from the translator already (its ``text_delta`` builder). An
+    ``error`` event's data has no ``status_code``, as dashscope's ``AssistantError`` has none.
     """
-    for _, payload in items:
-        if payload.__class__ is dict:
+    for event, payload in items:
+        if payload.__class__ is dict and event != _ERROR:
             payload["status_code"] = 200
     return [convert_stream_item(event, payload) for event, payload in items]
 

@@ -20,8 +20,14 @@ Choices where the references leave room:
 * ``response.incomplete`` fails the run (DashScope's Run has no ``incomplete`` status):
   ``last_error.code`` is the reason (``max_output_tokens``, ``content_filter``, else
   ``incomplete``). An ``error`` event and the ``response.failed`` after it are one failure.
+* The nested ``error`` event (the wire's form; it ends the stream) is the Assistant API's own
+  ``error`` event: the run, messages and steps close as for any failure (in the snapshots), but
+  the one event emitted is ``("error", {"code", "message", "request_id"})``. The flat form (the
+  SDK's schema; ``response.failed`` follows) fails the run with ``thread.run.failed``.
 * A failure or cancel before ``response.created`` first emits what ``response.created`` would
-  have (every stream opens the same way), then the failure.
+  have (every stream opens the same way), then the failure. A failure passes
+  ``thread.run.in_progress`` first, as every Assistant-API run does (DashScope's HTTP-200 rate
+  limit is ``response.created`` → ``response.failed``).
 * ``fail()`` also closes a run whose stream broke the protocol (ERROR → FAILED), so the caller
   can end such a run with ``thread.run.failed``. Breaking the protocol includes any malformed
   event: not a JSON object, a ``type`` that is not a string, a field of the wrong JSON type
@@ -162,6 +168,7 @@ class ResponsesTranslator:
         self.unknown_events: dict[str, int] = {}  # event types never seen before, counted
         self.late_events: dict[str, int] = {}  # event types that came after the response ended
         self._clock = clock
+        self._new_id = new_id
         self._emit_run_start = emit_run_start
         self._continuation = continuation_step
         self._tool_outputs = dict(tool_outputs or {})
@@ -359,7 +366,8 @@ class ResponsesTranslator:
     def _on_error(self, event: JSON) -> list[Event]:
         nested = event.get("error")  # the real OpenAI wire nests it; the SDK's schema does not
         error = event if nested is None else obj(event, "error", "error")
-        out = self._fail(error.get("code"), error.get("message"), "error")
+        raw = nested is not None  # the stream's own error: the Assistant API's `error` event
+        out = self._fail(error.get("code"), error.get("message"), "error", raw=raw)
         self._after_error = True  # a response.failed may follow: the same failure
         return out
 
@@ -419,17 +427,21 @@ class ResponsesTranslator:
         self.state = target
         return previous
 
-    def _fail(self, code: object, message: object, what: str = "fail()") -> list[Event]:
+    def _fail(
+        self, code: object, message: object, what: str = "fail()", *, raw: bool = False
+    ) -> list[Event]:
+        """Fail the run; with ``raw``, its end is reported as one ``error`` event instead."""
         self._move("fail", what)
-        out = [] if self._begun else self._begin()
+        out = ([] if self._begun else self._begin()) + self._run_in_progress()
         error = map_error(code, message)
         now = self._clock()
-        out += self._items.close("failed", now, error, self._step_usage())
+        closed = self._items.close("failed", now, error, self._step_usage())
         run = self.run
         run.update(status="failed", failed_at=now, last_error=error, required_action=None)
         run["usage"] = self._run_usage()
-        out.append(emit("thread.run.failed", run))
-        return out
+        if raw:  # a request id as compat's replies have them (no prefix)
+            return [*out, ("error", dict(error, request_id=self._new_id("req")[4:]))]
+        return [*out, *closed, emit("thread.run.failed", run)]
 
     def _begin(self) -> list[Event]:
         """What response.created emits: run created + queued, or a continuation's opening."""
