@@ -134,6 +134,13 @@ def bench_clients(session: nox.Session) -> None:
     session.run("python", "benchmarks/http_clients.py", *session.posargs)
 
 
+@nox.session(name="bench-loop", default=False)
+def bench_loop(session: nox.Session) -> None:
+    """The event loop's longest stall with 32 compat.aio streams, store calls on and off it."""
+    session.install("-e", ".[all]", *nox.project.dependency_groups(PYPROJECT, "test"))
+    session.run("python", "benchmarks/aio_loop_stall.py", *session.posargs)
+
+
 @nox.session(default=False)
 def live(session: nox.Session) -> None:
     """The examples on both backends against the real DashScope (skips without a key).

@@ -11,11 +11,12 @@
 
 Every classmethod of ``compat``'s facade is here with the same parameters (its signature and
 argument checks are the sync method's own), returning the same types. On the ``responses``
-backend the calls run on the event loop: store calls are local, and runs use the openai SDK's
-async client with the same translator, history and run lifecycle as the sync facade (no thread
-per call). On the ``assistants`` backend (dashscope has no async API for threads) each call runs
-the sync call in a worker thread, and a stream's items are read in worker threads too.
-``Runs.convert_stream_object`` does no I/O and stays a plain function.
+backend runs use the openai SDK's async client on the event loop, with the same translator,
+history and run lifecycle as the sync facade (no thread per call); store calls are local and
+run off the loop in a small thread pool (``backends.responses.offload``), inline for the
+in-memory store. On the ``assistants`` backend (dashscope has no async API for threads) each
+call runs the sync call in a worker thread, and a stream's items are read in worker threads
+too. ``Runs.convert_stream_object`` does no I/O and stays a plain function.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 from compat import _facade, _facade_runs
 from compat import types as t
 from compat._config import current_settings
+from compat.backends.responses.offload import inline_spec, off_loop
 
 __all__ = ["Assistants", "Messages", "Runs", "Steps", "Threads"]
 
@@ -42,12 +44,16 @@ _PLAIN = frozenset({"convert_stream_object"})
 def _coroutine(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     async def call(*args: Any, **kwargs: Any) -> Any:
-        if current_settings().backend != "responses":
+        settings = current_settings()
+        if settings.backend != "responses":
             reply = await asyncio.to_thread(method, *args, **kwargs)
             return _threaded(reply) if isinstance(reply, Iterator) else reply
         token = _facade.ASYNCHRONOUS.set(True)
         try:
-            reply = method(*args, **kwargs)
+            if inline_spec(settings.store):
+                reply = method(*args, **kwargs)
+            else:  # the call's store part, off the loop; a run's network part comes back
+                reply = await off_loop(method, *args, **kwargs)
         finally:
             _facade.ASYNCHRONOUS.reset(token)
         if inspect.isawaitable(reply):

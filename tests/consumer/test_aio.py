@@ -45,11 +45,14 @@ def test_importing_compat_aio_imports_no_sdk() -> None:
     assert out.stdout.strip() == "[]"
 
 
-@pytest.fixture
-def on_responses(compat_emulator: Emulator) -> Any:
+@pytest.fixture(params=["memory", "sqlite"])
+def on_responses(request: pytest.FixtureRequest, compat_emulator: Emulator, tmp_path: Any) -> Any:
+    """The responses backend on the in-memory store (called inline) and on a SQLite file (store
+    calls off the loop, ``compat.backends.responses.offload``)."""
     if os.environ.get("COMPAT_BACKEND", "responses") != "responses":
         pytest.skip("the event-loop driver is the responses backend's")
-    compat.configure(backend="responses", store="memory")
+    store = "memory" if request.param == "memory" else str(tmp_path / "store.db")
+    compat.configure(backend="responses", store=store)
     yield compat_emulator
     compat.configure(reset=True)
 
@@ -72,6 +75,7 @@ def test_thirty_two_streams_on_one_loop_complete_and_the_loop_stays_free(
     on_responses: Emulator,
 ) -> None:
     # Each run streams for about half a second: a loop blocked by a run would stall that long.
+    # On a store that does I/O (SQLite here), the store calls run off the loop.
     on_responses.queue(Scenario.text("warm"))
     for i in range(32):
         words = [f"w{i}-{n} " for n in range(25)]
@@ -116,7 +120,8 @@ def test_thirty_two_streams_on_one_loop_complete_and_the_loop_stays_free(
     first_end = next(i for i, (_, event) in enumerate(log) if event == "thread.run.completed")
     begun = {thread for thread, event in log[:first_end] if event == "thread.message.delta"}
     assert len(begun) == 32
-    print(f"longest event-loop stall during 32 streams: {longest * 1000:.1f} ms")
+    store = "memory" if compat.configure().store == "memory" else "SQLite"
+    print(f"longest event-loop stall during 32 streams ({store} store): {longest * 1000:.1f} ms")
 
 
 def test_aclose_mid_stream_cancels_the_run(on_responses: Emulator) -> None:
@@ -174,3 +179,31 @@ def test_a_non_streamed_run_is_driven_on_the_loop_and_awaited(on_responses: Emul
         return run.status, done.status, answer.content[0].text.value
 
     assert asyncio.run(main()) == ("queued", "completed", "Slow and steady.")
+
+
+def test_consumer_programs_observe_the_same_with_store_calls_off_the_loop(
+    on_responses: Emulator,
+) -> None:
+    # The consumer suite runs compat.aio on the in-memory store; here the same programs run
+    # on the fixture's store (on SQLite every store call goes through the offload pool): list
+    # cursors and keyword arguments, a wait, a tool round trip, a raw error event.
+    from . import programs, programs_tools
+    from .conftest import AsyncBridge
+
+    def observe(api: Any) -> list[Any]:
+        scenario = Scenario.failure("server_error", "boom", after_text="Once", mode="error_event")
+        return [
+            programs.crud_and_errors(api),
+            programs.simple_wait_and_list(api),
+            programs_tools.function_round_trip(api, on_responses),
+            programs_tools.failure_after_start(api, on_responses, scenario),
+        ]
+
+    expected = observe(compat)
+    on_responses.reset()
+    loop = asyncio.new_event_loop()
+    try:
+        assert observe(AsyncBridge(aio, loop)) == expected
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()

@@ -22,6 +22,7 @@ from compat._ids import now_ms
 from compat._log import logger, once, redact
 from compat.backends import JSON
 from compat.backends.responses.history import Input
+from compat.backends.responses.offload import StoreCalls
 from compat.backends.responses.ownership import REQUIRES_ACTION_SECONDS
 from compat.backends.responses.translate import ResponsesTranslator
 from compat.backends.responses.upstream import UpstreamBroken, mapped_errors
@@ -263,8 +264,9 @@ def stream_sync(
 async def stream_async(
     executor: RunExecutor, job: Job, prefix: Items
 ) -> AsyncIterator[tuple[str | None, Any] | None]:
-    """``stream_sync``'s loop over the async client's stream."""
+    """``stream_sync``'s loop over the async client's stream; the store called off the loop."""
     drive = Drive(executor, job)
+    store = StoreCalls(executor.store)
     translator = job.translator
     feed = translator.feed
     upstream = job.upstream
@@ -291,18 +293,18 @@ async def stream_async(
                         continue
                     if translator.settled:
                         break
-                    for item in drive.progress(out):
+                    for item in await store(drive.progress, out):
                         yield item
         except (UpstreamBroken, TranslationError, StoreError) as exc:
             error = exc
-        for item in drive.end(out, error):
+        for item in await store(drive.end, out, error):
             yield item
     except (GeneratorExit, asyncio.CancelledError):
-        drive.abort()
+        await store(drive.abort)
         raise
     finally:
         await upstream.aclose()
-        drive.cleanup()
+        await store(drive.cleanup)
 
 
 async def _aiter(events: list[JSON]) -> AsyncIterator[JSON]:

@@ -35,6 +35,7 @@ from compat.backends import JSON, CallOptions, Reply
 from compat.backends.responses import request as rq
 from compat.backends.responses.drive import Job, stream_async, stream_sync
 from compat.backends.responses.history import History, Input
+from compat.backends.responses.offload import StoreCalls
 from compat.backends.responses.opening import (
     Opening,
     Start,
@@ -88,19 +89,20 @@ class RunExecutor:
         claimed = self._claim(thread_id, params, opts, created_thread)
         if not isinstance(claimed, Start):
             return claimed
-        if opts.asynchronous:
-            return self._astart(claimed, params, opts)
         try:
-            job = self._open(self._prepare(claimed.run, params, opts))
+            opening = self._prepare(claimed.run, params, opts)
+            if opts.asynchronous:  # the store's part is done: the rest runs on the loop
+                return self._astart(claimed, opening)
+            job = self._open(opening)
         except BaseException as exc:
             return self._start_failed(claimed, exc)
         return self._launch(job, claimed.stream, claimed.prefix)
 
-    async def _astart(self, claimed: Start, params: JSON, opts: CallOptions) -> Reply:
+    async def _astart(self, claimed: Start, opening: Opening) -> Reply:
         try:
-            job = await self._aopen(self._prepare(claimed.run, params, opts))
+            job = await self._aopen(opening)
         except BaseException as exc:
-            return self._start_failed(claimed, exc)
+            return await StoreCalls(self.store)(self._start_failed, claimed, exc)
         return await self._alaunch(job, claimed.stream, claimed.prefix)
 
     def _claim(
@@ -326,9 +328,10 @@ class RunExecutor:
     async def await_run(self, thread_id: str, run_id: str, timeout_seconds: float) -> JSON | None:
         """``wait`` for ``compat.aio``: the same checks, sleeping on the event loop."""
         deadline = time.perf_counter() + timeout_seconds
-        while not self._waited(thread_id, run_id, deadline):
+        store = StoreCalls(self.store)
+        while not await store(self._waited, thread_id, run_id, deadline):
             await asyncio.sleep(_WAIT_POLL)
-        return self.read_run(thread_id, run_id)
+        return await store(self.read_run, thread_id, run_id)
 
     def _waited(self, thread_id: str, run_id: str, deadline: float) -> bool:
         run = self.read_run(thread_id, run_id)
@@ -412,7 +415,7 @@ class RunExecutor:
         try:
             job = await self._aopen(opening)
         except BaseException as exc:
-            return self._submit_failed(record, exc, stream)
+            return await StoreCalls(self.store)(self._submit_failed, record, exc, stream)
         return await self._alaunch(job, stream, [])
 
     def _submit_failed(self, record: Record, exc: BaseException, stream: bool) -> Reply:
