@@ -120,6 +120,13 @@ def bench_cold(session: nox.Session) -> None:
     session.run("python", "benchmarks/cold_start.py", *session.posargs)
 
 
+@nox.session(name="bench-memory", default=False)
+def bench_memory(session: nox.Session) -> None:
+    """Peak RSS of fresh processes streaming 1k and 100k deltas: compat against a bare reader."""
+    session.install("-e", ".[all]", *nox.project.dependency_groups(PYPROJECT, "test"))
+    session.run("python", "benchmarks/memory_flat.py", *session.posargs)
+
+
 @nox.session(name="bench-store", default=False)
 def bench_store(session: nox.Session) -> None:
     """Legacy cycles per second and Runs.create latency on memory, SQLite and PostgreSQL."""

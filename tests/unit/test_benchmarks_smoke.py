@@ -82,6 +82,22 @@ def test_the_http_client_benchmark_names_the_cheapest(outputs: dict[str, str]) -
     assert re.search(r"^cheapest per event \(with the SSE parse\): \S", out, flags=re.MULTILINE)
 
 
+def test_the_memory_benchmark_prints_its_goal_and_both_readers() -> None:
+    # Sizes of its own (it has no --deltas): two short streams, one process per measurement.
+    args = ("--rounds", "1", "--deltas-small", "50", "--deltas-large", "200")
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "memory_flat.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    for reader in ("compat", "bare"):
+        assert re.search(rf"^  {reader} +\d+\.\d\d MiB +\d", done.stdout, flags=re.MULTILINE)
+    assert len(_verdicts(done.stdout, re.escape("compat large - small <= 5 MiB: "))) == 1
+
+
 def _dechunk(writes: list[bytes]) -> list[bytes]:
     """The chunks of a chunked body (the head dropped), the terminating empty chunk included."""
     chunks = []
