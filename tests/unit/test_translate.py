@@ -19,7 +19,7 @@ import pytest
 
 from compat import types as t
 from compat._objects import run_object, run_usage, step_usage
-from compat.backends.responses import _items, _shape, translate
+from compat.backends.responses import _item, _items, _shape, translate
 from compat.backends.responses.translate import IGNORED_EVENTS, ResponsesTranslator, State
 from compat.errors import TranslationError
 
@@ -869,16 +869,18 @@ ALLOWED_IMPORTS = {
     "contextlib",
     "dataclasses",
     "enum",
+    "io",  # io.StringIO: an item's streamed text, in memory
     "json",
     "typing",
     "compat._objects",
     "compat.errors",
+    "compat.backends.responses._item",
     "compat.backends.responses._items",
     "compat.backends.responses._shape",
 }
 
 
-@pytest.mark.parametrize("module", [translate, _items, _shape])
+@pytest.mark.parametrize("module", [translate, _item, _items, _shape])
 def test_the_translator_is_pure(module: Any) -> None:
     tree = ast.parse(Path(module.__file__).read_text("utf-8"))
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}

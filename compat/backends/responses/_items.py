@@ -19,7 +19,6 @@ to an item of the same type that no other output entry matched by id.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from compat._objects import (
@@ -33,6 +32,7 @@ from compat._objects import (
     tool_call,
     tool_calls_details,
 )
+from compat.backends.responses._item import Item
 from compat.backends.responses._shape import (
     code_logs,
     hosted_parts,
@@ -81,26 +81,6 @@ IGNORED_ITEMS = frozenset(
 def emit(name: str, obj: JSON) -> Event:
     """An event carrying a copy of a snapshot: the caller may add keys, the snapshot moves on."""
     return (name, dict(obj))
-
-
-@dataclass(eq=False)
-class Item:
-    """One visible or hidden output item on its way through the stream."""
-
-    kind: str  # "message" | "tool" | "call" | "hidden"
-    item_id: str | None  # the first id it was seen under
-    step: JSON = field(default_factory=dict)  # its step; a response's function calls share one
-    message: JSON = field(default_factory=dict)
-    object_id: str = ""  # the message id, or the tool call id
-    name: str = ""  # the tool type, or the function name
-    index: int = 0
-    chunks: list[str] = field(default_factory=list)
-    final: str | None = None  # a function call's finished arguments
-    item_type: str | None = None  # the upstream item type
-    position: int | None = None  # the first output_index the stream gave it
-    order: int = -1  # how many items the stream showed before it
-    done: bool = False
-    call_id: str | None = None  # a function call's upstream call_id
 
 
 class OutputItems:
@@ -175,7 +155,7 @@ class OutputItems:
             raise TranslationError("code delta for no open code_interpreter call")
         if not isinstance(text, str):
             raise TranslationError("code delta without a string delta")
-        rec.chunks.append(text)
+        rec.add_text(text)
         return self._tool_delta(rec, text, "")
 
     def arguments_delta(self, item_id: str | None, position: int | None, text: object) -> Event:
@@ -184,8 +164,44 @@ class OutputItems:
             raise TranslationError("arguments delta for no open function call")
         if not isinstance(text, str):
             raise TranslationError("arguments delta without a string delta")
-        rec.chunks.append(text)
+        rec.add_text(text)
         return self._call_delta(rec, text)
+
+    def message_text_delta(self, text: str, position: int | None) -> list[Event]:
+        """A text delta (a string): for the open message, else for one it opens first.
+
+        DashScope's deltas have no item_id, and DashScope may skip ``output_item.added``.
+        """
+        rec = self.message
+        out: list[Event] = []
+        if rec is None:
+            out, rec = self.open_message(position)
+        rec.add_text(text)
+        out.append(("thread.message.delta", self.text_delta(rec.object_id, text)))
+        return out
+
+    def partial_message(self) -> JSON | None:
+        """The open message with its text so far, as a new dict; None if none is open.
+
+        Called from the lease keeper's thread while the driver's thread streams (see ``_item``).
+        """
+        rec = self.message
+        if rec is None:
+            return None
+        text = rec.text_so_far()
+        return dict(rec.message, status="in_progress", content=[text_content(text)])
+
+    def answer_calls(self, step: JSON, outputs: dict[str, str]) -> Event:
+        """A continued run's stored function step, completed with the tool outputs given."""
+        step = dict(step)
+        calls = [
+            dict(c, function=dict(c["function"], output=outputs[c["id"]]))
+            if c.get("type") == "function" and c["id"] in outputs
+            else c
+            for c in step["step_details"]["tool_calls"]
+        ]
+        self.steps.append(step)
+        return self._complete_step(step, None, tool_calls_details(calls))
 
     # -- the end of the response ------------------------------------------------------------
     def settle(self, response: JSON, usage: JSON | None) -> list[Event]:
@@ -234,11 +250,12 @@ class OutputItems:
         for rec in self._open:
             details = None
             if rec.kind == "message" and rec.message["status"] == "in_progress":
-                rec.message.update(status="incomplete", content=[text_content("".join(rec.chunks))])
+                text = rec.end_text() or ""
+                rec.message.update(status="incomplete", content=[text_content(text)])
                 out.append(emit("thread.message.incomplete", rec.message))
                 self.messages.append(rec.message)
             elif rec.kind == "tool":
-                partial = tool_call(rec.object_id, rec.name, "".join(rec.chunks), None, rec.index)
+                partial = tool_call(rec.object_id, rec.name, rec.end_text() or "", None, rec.index)
                 details = tool_calls_details([partial])
             out.append(self._end_step(rec.step, status, now, error, details))
         self._open.clear()
@@ -251,14 +268,7 @@ class OutputItems:
     def call_objects(self) -> list[JSON]:
         """The response's function calls as fresh dicts, arguments as far as known."""
         return [
-            function_call(
-                r.object_id,
-                r.name,
-                "".join(r.chunks) if r.final is None else r.final,
-                None,
-                r.index,
-            )
-            for r in self.calls
+            function_call(r.object_id, r.name, r.text_so_far(), None, r.index) for r in self.calls
         ]
 
     # -- which item --------------------------------------------------------------------------
@@ -371,9 +381,12 @@ class OutputItems:
     def _finish_message(self, rec: Item, item: JSON) -> list[Event]:
         out: list[Event] = []
         finished = message_text(item)  # read (and checked) even when the deltas had it all
-        text = "".join(rec.chunks) if rec.chunks else finished
         incomplete = opt_str(item, "status", "message item") == "incomplete"
-        if not rec.chunks and text:  # text only on the finished item: one delta with all of it
+        streamed = rec.end_text()
+        if streamed == finished:  # as it should be: one string for both, not two copies
+            streamed = rec.final = finished
+        text = finished if streamed is None else streamed
+        if streamed is None and text:  # text only on the finished item: one delta with all of it
             out.append(("thread.message.delta", self.text_delta(rec.object_id, text)))
         status = "incomplete" if incomplete else "completed"
         rec.message.update(status=status, content=[text_content(text)])
@@ -398,9 +411,10 @@ class OutputItems:
         out: list[Event] = []
         if rec.name == "code_interpreter":
             code = opt_str(item, "code", "code_interpreter_call item")
-            arguments = "".join(rec.chunks) if code is None else code
             output = code_logs(item)
-            if not rec.chunks:  # no code deltas (DashScope): the whole code in one
+            streamed = rec.end_text()
+            arguments = rec.final = (streamed or "") if code is None else code
+            if streamed is None:  # no code deltas (DashScope): the whole code in one
                 out.append(self._tool_delta(rec, arguments, ""))
         else:
             arguments, output = hosted_parts(rec.name, item)
@@ -428,10 +442,11 @@ class OutputItems:
     def _finish_call(self, rec: Item, item: JSON) -> list[Event]:
         arguments = opt_str(item, "arguments", "function_call item")
         name = opt_str(item, "name", "function_call item")
-        rec.final = "".join(rec.chunks) if arguments is None else arguments
+        streamed = rec.end_text()
+        rec.final = (streamed or "") if arguments is None else arguments
         rec.name = rec.name or name or ""
         # No argument deltas (DashScope): the whole arguments string as one fragment.
-        return [] if rec.chunks else [self._call_delta(rec, rec.final)]
+        return [] if streamed is not None else [self._call_delta(rec, rec.final)]
 
     # -- steps ------------------------------------------------------------------------------
     def _begin_visible(self) -> list[Event]:

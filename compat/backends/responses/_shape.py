@@ -26,6 +26,7 @@ __all__ = [
     "opt_int",
     "opt_list",
     "opt_str",
+    "prior_counts",
     "token_counts",
     "tool_call_id",
 ]
@@ -201,3 +202,14 @@ def tool_call_id(item_id: object, new_id: Callable[[str], str]) -> str:
 
 def _dumps(value: object) -> str:
     return json.dumps(value, ensure_ascii=False)
+
+
+def prior_counts(usage: object) -> tuple[int, int] | None:
+    """A stored run's ``(prompt, completion)`` tokens (compat wrote them; None if unknown)."""
+    if not isinstance(usage, dict):
+        return None
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    return (
+        prompt if isinstance(prompt, int) else 0,
+        completion if isinstance(completion, int) else 0,
+    )

@@ -16,7 +16,6 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
-from compat import _objects as o
 from compat import lifecycle
 from compat._ids import now_ms
 from compat._log import logger, once, redact
@@ -91,11 +90,7 @@ class Job:
 
     def checkpoint(self) -> JSON | None:
         """The open message with its text so far (stored with each lease renewal)."""
-        item = self.translator._items.message
-        if item is None:
-            return None
-        text = "".join(list(item.chunks))
-        return dict(item.message, status="in_progress", content=[o.text_content(text)])
+        return self.translator.partial_message()
 
 
 class Drive:

@@ -52,13 +52,11 @@ from compat._objects import (
     required_action,
     run_usage,
     step_usage,
-    tool_calls_details,
 )
 from compat.backends.responses._items import (
     Event,
     OutputItems,
     TextDelta,
-    complete_step,
     emit,
 )
 from compat.backends.responses._shape import (
@@ -67,6 +65,7 @@ from compat.backends.responses._shape import (
     obj,
     opt_int,
     opt_str,
+    prior_counts,
     token_counts,
 )
 from compat.errors import TranslationError
@@ -173,7 +172,7 @@ class ResponsesTranslator:
         self._continuation = continuation_step
         self._tool_outputs = dict(tool_outputs or {})
         prior = prior_usage if prior_usage is not None else run.get("usage")
-        self._prior = _prior_counts(prior)
+        self._prior = prior_counts(prior)
         self._counts: tuple[int, int] | None = None  # this response's (input, output) tokens
         self._begun = False  # what response.created emits was emitted
         self._started = False  # thread.run.in_progress was emitted
@@ -181,6 +180,10 @@ class ResponsesTranslator:
         self._items = OutputItems(
             self.run, self.steps, new_id, clock, self._run_in_progress, text_delta
         )
+
+    def partial_message(self) -> JSON | None:
+        """The open message with its text so far (any thread may ask: a lease checkpoint)."""
+        return self._items.partial_message()
 
     @property
     def messages(self) -> list[JSON]:
@@ -218,13 +221,14 @@ class ResponsesTranslator:
         except AttributeError:  # not a JSON object: the slow path says so
             return self._dispatch(event, None)
         if kind == "response.output_text.delta" and self.state is State.IN_PROGRESS:
-            # The hot path, inlined: a text delta for the open message. (IN_PROGRESS, update)
-            # maps to itself in the table, so there is no move to make. Nothing here can raise
-            # for any JSON object: ``delta`` is checked, the rest is the translator's own.
+            # The hot path, inlined: a text delta for the open message, after its first.
+            # (IN_PROGRESS, update) maps to itself in the table, so there is no move to make.
+            # Nothing here can raise for any JSON object: ``delta`` is checked, the rest is the
+            # translator's own.
             item = self._items.message
             text = event.get("delta")
-            if item is not None and text.__class__ is str:
-                item.chunks.append(text)
+            if item is not None and text.__class__ is str and item.text is not None:
+                item.text.write(text)
                 return [("thread.message.delta", self._items.text_delta(item.object_id, text))]
         return self._dispatch(event, kind)
 
@@ -385,22 +389,14 @@ class ResponsesTranslator:
         return self._items.done(item, opt_int(event, "output_index", what))
 
     def _on_text_delta(self, event: JSON) -> list[Event]:
-        # What ``feed``'s hot path does not take: a first delta, a delta outside a response,
-        # a malformed one. DashScope's deltas have no item_id: a delta goes to the open message,
-        # or opens one (DashScope may skip output_item.added).
+        # What ``feed``'s hot path does not take: a message's first delta, a delta outside a
+        # response, a malformed one.
         what = "response.output_text.delta"
         self._move("update", what)
         text = event.get("delta")
         if not isinstance(text, str):
             raise TranslationError(f"{what} without a string delta")
-        item = self._items.message
-        if item is None:
-            out, item = self._items.open_message(opt_int(event, "output_index", what))
-        else:
-            out = []
-        item.chunks.append(text)
-        out.append(("thread.message.delta", self._items.text_delta(item.object_id, text)))
-        return out
+        return self._items.message_text_delta(text, opt_int(event, "output_index", what))
 
     def _on_code_delta(self, event: JSON) -> list[Event]:
         what = "response.code_interpreter_call_code.delta"
@@ -452,16 +448,7 @@ class ResponsesTranslator:
             return [emit("thread.run.created", run), emit("thread.run.queued", run)]
         out = [emit("thread.run.queued", run), *self._run_in_progress()]
         if self._continuation is not None:
-            step = dict(self._continuation)
-            outputs = self._tool_outputs
-            calls = [
-                dict(c, function=dict(c["function"], output=outputs[c["id"]]))
-                if c.get("type") == "function" and c["id"] in outputs
-                else c
-                for c in step["step_details"]["tool_calls"]
-            ]
-            self.steps.append(step)
-            out.append(complete_step(step, self._clock(), None, tool_calls_details(calls)))
+            out.append(self._items.answer_calls(self._continuation, self._tool_outputs))
         return out
 
     def _run_in_progress(self) -> list[Event]:
@@ -501,17 +488,6 @@ class ResponsesTranslator:
             return None
         prior, this = self._prior or (0, 0), self._counts or (0, 0)
         return run_usage(prior[0] + this[0], prior[1] + this[1])
-
-
-def _prior_counts(usage: object) -> tuple[int, int] | None:
-    """The stored run's ``(prompt, completion)`` tokens (compat wrote them; None if unknown)."""
-    if not isinstance(usage, dict):
-        return None
-    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
-    return (
-        prompt if isinstance(prompt, int) else 0,
-        completion if isinstance(completion, int) else 0,
-    )
 
 
 _Handler = Callable[[ResponsesTranslator, JSON], list[Event]]
