@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import tracemalloc
+
 import pytest
 
 from compat.backends.responses.sse import InvalidEvent, iter_sse_data, iter_sse_json
@@ -79,3 +82,22 @@ def test_bytes_that_are_not_utf8_are_an_invalid_event_after_the_events_before_th
 
 def test_whitespace_after_the_json_object_is_allowed() -> None:
     assert list(iter_sse_json([b'data: {"a":1}  \n\n'])) == [{"a": 1}]
+
+
+def test_a_big_event_read_in_pieces_is_held_only_as_its_value_while_it_is_handled() -> None:
+    # A final event repeats a reply's whole text. Once it is parsed, neither its bytes nor its
+    # decoded text are kept by the reader while the caller handles it.
+    text = "多语言 ünïcode 🚀" * 50_000
+    body = ('data: {"text":"' + text + '"}\n\n').encode()
+    pieces = [body[i : i + 65536] for i in range(0, len(body), 65536)]
+    events = iter_sse_json(iter([*pieces, b'data: {"n":1}\n\n']))
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        event = next(events)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert event == {"text": text}
+    assert held < sys.getsizeof(text) + 65536
+    assert list(events) == [{"n": 1}]

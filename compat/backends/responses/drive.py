@@ -237,6 +237,7 @@ def stream_sync(
                     if job.cancelled:
                         break
                     out = feed(event)
+                    del event  # not kept while the next is read (a final one holds all the text)
                     if not out:
                         continue
                     if len(out) == 1 and out[0][0] == _DELTA:
@@ -281,6 +282,7 @@ async def stream_async(
                     if job.cancelled:
                         break
                     out = feed(event)
+                    del event
                     if not out:
                         continue
                     if len(out) == 1 and out[0][0] == _DELTA:

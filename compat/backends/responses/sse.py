@@ -20,6 +20,8 @@ from typing import Any
 
 __all__ = ["InvalidEvent", "aiter_sse_json", "iter_sse_data", "iter_sse_json"]
 
+#: Bytes of complete events from which on a chunk is decoded in place rather than sliced first.
+_BIG = 1 << 16
 #: The C scanner behind json.loads, called directly: json.loads adds two Python-level calls and
 #: two regex matches per event, which on a text stream cost more than the parse itself.
 _scan_json = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]  # typeshed
@@ -93,11 +95,20 @@ def _events(chunks: Iterable[bytes], parse: bool) -> Iterator[str | dict[str, An
         # Every complete event of the chunk is decoded at once: an event boundary is ASCII, so
         # no character is split. Undecodable bytes fall back to one event at a time, so the
         # events before them are still delivered.
+        bad = None
         try:
-            blocks: Iterable[str] = chunk[:cut].decode().split("\n\n")
+            if cut < _BIG:
+                blocks = chunk[:cut].decode().split("\n\n")
+            else:  # decoded where it stands: a slice would copy it first
+                blocks = str(memoryview(chunk)[:cut], "utf-8").split("\n\n")
         except UnicodeDecodeError:
-            blocks = _decoded_one_by_one(chunk[:cut].split(b"\n\n"))
-        for block in blocks:
+            blocks, bad = _decodable(chunk[:cut].split(b"\n\n"))
+        # Neither the chunk nor an event's block is kept while the event is handled (a final
+        # event carries all the text): the blocks are popped, the block let go before a yield.
+        chunk = b""
+        blocks.reverse()
+        while blocks:
+            block = blocks.pop()
             if block.startswith("data:"):
                 start = 5
             else:
@@ -105,26 +116,29 @@ def _events(chunks: Iterable[bytes], parse: bool) -> Iterator[str | dict[str, An
                 if start < 0:
                     continue
                 start += 6
+            # The data is read where it stands in the block, not sliced out (a copy).
             if block.find("\n", start) >= 0:
-                data = _joined_data(block[start - 5 :])
+                block, start = _joined_data(block[start - 5 :]), 0
             elif block.startswith(" ", start):
-                data = block[start + 1 :]
-            else:
-                data = block[start:]
+                start += 1
             if not parse:
+                data, block = block[start:], ""
                 yield data
                 continue
             # The C scanner, inlined: json.loads would add two calls and two regex matches.
             try:
-                event, end = scan(data, 0)
+                event, end = scan(block, start)
             except (StopIteration, ValueError):
-                event, end = None, 0
-            if event.__class__ is dict and end == len(data):
-                yield event
-            elif _parsed(data, event, end) is None:
-                return
-            else:
-                yield event
+                event, end = None, start
+            if event.__class__ is not dict or end != len(block):
+                event = _parsed(block[start:], event, end - start)
+                if event is None:  # [DONE]
+                    return
+            block = ""
+            yield event
+            event = None  # let go before the next chunk is read
+        if bad is not None:
+            raise bad
     if pending:
         tail = _decoded(pending.replace(b"\r\n", b"\n").rstrip(b"\r\n"))
         if "data:" in tail:
@@ -144,9 +158,15 @@ def _decoded(raw: bytes) -> str:
         ) from exc
 
 
-def _decoded_one_by_one(blocks: list[bytes]) -> Iterator[str]:
+def _decodable(blocks: list[bytes]) -> tuple[list[str], InvalidEvent | None]:
+    """The blocks decoded up to the first that is not UTF-8, and the error that one raises."""
+    decoded = []
     for block in blocks:
-        yield _decoded(block)
+        try:
+            decoded.append(_decoded(block))
+        except InvalidEvent as exc:
+            return decoded, exc
+    return decoded, None
 
 
 def _joined_data(block: str) -> str:
