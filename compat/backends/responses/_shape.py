@@ -27,6 +27,7 @@ __all__ = [
     "opt_list",
     "opt_str",
     "prior_counts",
+    "response_counts",
     "token_counts",
     "tool_call_id",
 ]
@@ -213,3 +214,11 @@ def prior_counts(usage: object) -> tuple[int, int] | None:
         prompt if isinstance(prompt, int) else 0,
         completion if isinstance(completion, int) else 0,
     )
+
+
+def response_counts(response: JSON) -> tuple[int, int] | None:
+    """A response's ``(input, output)`` tokens; None without usage (checked: usage is billed)."""
+    usage = response.get("usage")
+    if usage is None:
+        return None
+    return token_counts(usage, "input_tokens", "output_tokens", "response")

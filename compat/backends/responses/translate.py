@@ -66,7 +66,7 @@ from compat.backends.responses._shape import (
     opt_int,
     opt_str,
     prior_counts,
-    token_counts,
+    response_counts,
 )
 from compat.errors import TranslationError
 
@@ -222,9 +222,8 @@ class ResponsesTranslator:
             return self._dispatch(event, None)
         if kind == "response.output_text.delta" and self.state is State.IN_PROGRESS:
             # The hot path, inlined: a text delta for the open message, after its first.
-            # (IN_PROGRESS, update) maps to itself in the table, so there is no move to make.
-            # Nothing here can raise for any JSON object: ``delta`` is checked, the rest is the
-            # translator's own.
+            # (IN_PROGRESS, update) maps to itself in the table: no move to make. Nothing here
+            # can raise for any JSON object: ``delta`` is checked, the rest is our own.
             item = self._items.message
             text = event.get("delta")
             if item is not None and text.__class__ is str and item.text is not None:
@@ -254,7 +253,7 @@ class ResponsesTranslator:
         out += self._items.close("cancelled", now, None, self._step_usage())
         run = self.run
         run.update(status="cancelled", cancelled_at=now, required_action=None)
-        run["usage"] = self._run_usage()
+        run["usage"] = self.total_usage
         out.append(emit("thread.run.cancelled", run))
         return out
 
@@ -301,7 +300,7 @@ class ResponsesTranslator:
             self._after_error = False
             with contextlib.suppress(TranslationError):
                 self._note(obj(event, "response", "response.failed"))
-            self.run["usage"] = self._run_usage()
+            self.run["usage"] = self.total_usage
             return []
         if not isinstance(event, dict):
             key = "<not an object>"
@@ -334,7 +333,7 @@ class ResponsesTranslator:
         self._note(response)
         out = self._items.settle(response, self._step_usage())
         run = self.run
-        run["usage"] = self._run_usage()
+        run["usage"] = self.total_usage
         if self._items.calls:
             # A run shows no usage until it ends, as the Assistant API's (``total_usage``
             # keeps the count for the run's next response).
@@ -434,7 +433,7 @@ class ResponsesTranslator:
         closed = self._items.close("failed", now, error, self._step_usage())
         run = self.run
         run.update(status="failed", failed_at=now, last_error=error, required_action=None)
-        run["usage"] = self._run_usage()
+        run["usage"] = self.total_usage
         if raw:  # a request id as compat's replies have them (no prefix)
             return [*out, ("error", dict(error, request_id=self._new_id("req")[4:]))]
         return [*out, *closed, emit("thread.run.failed", run)]
@@ -464,10 +463,7 @@ class ResponsesTranslator:
     def _note(self, response: JSON) -> None:
         """Take the response id and usage from a lifecycle event's response (read first)."""
         response_id = opt_str(response, "id", "response")
-        usage = response.get("usage")
-        counts = None
-        if usage is not None:
-            counts = token_counts(usage, "input_tokens", "output_tokens", "response")
+        counts = response_counts(response)
         if self.response_id is None:
             self.response_id = response_id
         if counts is not None:
@@ -479,11 +475,8 @@ class ResponsesTranslator:
 
     @property
     def total_usage(self) -> JSON | None:
-        """The run's usage so far, this response's included (shown on the run once it ends)."""
-        return self._run_usage()
-
-    def _run_usage(self) -> JSON | None:
-        """The run's usage: every earlier response's plus this one's (None if none is known)."""
+        """The run's usage so far: every earlier response's plus this one's (None if none is
+        known; shown on the run once it ends)."""
         if self._prior is None and self._counts is None:
             return None
         prior, this = self._prior or (0, 0), self._counts or (0, 0)
