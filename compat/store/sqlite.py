@@ -26,7 +26,7 @@ from .base import (
     window,
 )
 
-__all__ = ["MIGRATIONS", "SQLiteStore"]
+__all__ = ["MIGRATIONS", "SQLiteStore", "lock_times", "time_locks"]
 
 _T = TypeVar("_T")
 
@@ -74,6 +74,29 @@ _SELECT = "SELECT data, meta FROM records WHERE kind = ? AND id = ?"
 
 # SQLITE_BUSY and SQLITE_LOCKED (and their extended codes) all read like this.
 _BUSY_MESSAGES = ("database is locked", "database table is locked", "database is busy")
+
+
+#: Write-lock timing, off unless asked for (benchmarks/concurrency.py): while it is None a
+#: transaction pays one global read. Each entry is (wait, hold) in seconds: wait from asking
+#: for the write lock to holding SQLite's (this process's lock, then SQLite's busy handler),
+#: hold from there to the end of COMMIT or ROLLBACK.
+_lock_times: list[tuple[float, float]] | None = (
+    [] if os.environ.get("COMPAT_SQLITE_TIMING") else None
+)
+
+
+def time_locks(on: bool = True) -> None:
+    """Start (afresh) or stop recording write-lock times in this process.
+
+    ``COMPAT_SQLITE_TIMING=1`` in the environment starts it at import, e.g. in child processes.
+    """
+    global _lock_times
+    _lock_times = [] if on else None
+
+
+def lock_times() -> list[tuple[float, float]]:
+    """The (wait, hold) seconds of each write transaction since recording started."""
+    return list(_lock_times or [])
 
 
 def _now_ms() -> int:
@@ -309,8 +332,11 @@ class SQLiteStore(TransitionMixin):
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction holding both this process's write lock and SQLite's."""
+        times = _lock_times
+        asked = time.monotonic() if times is not None else 0.0
         with self._write_lock, self._connection() as conn:
             self._retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
+            held = time.monotonic() if times is not None else 0.0
             try:
                 yield conn
                 conn.execute("COMMIT")
@@ -318,6 +344,9 @@ class SQLiteStore(TransitionMixin):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+            finally:
+                if times is not None:
+                    times.append((held - asked, time.monotonic() - held))
 
     def _retry_busy(self, op: Callable[[], _T]) -> _T:
         """Run `op`, retrying with backoff while SQLite reports the database busy.
