@@ -134,6 +134,13 @@ def bench_store(session: nox.Session) -> None:
     session.run("python", "benchmarks/store_cycles.py", *session.posargs)
 
 
+@nox.session(name="bench-concurrency", default=False)
+def bench_concurrency(session: nox.Session) -> None:
+    """32 streamed runs at once on threads (memory vs SQLite) and 8 processes on one SQLite file."""
+    session.install("-e", ".[all]", *nox.project.dependency_groups(PYPROJECT, "test"))
+    session.run("python", "benchmarks/concurrency.py", *session.posargs)
+
+
 @nox.session(name="bench-clients", default=False)
 def bench_clients(session: nox.Session) -> None:
     """Measure what candidate HTTP clients cost per event on a one-event-per-chunk stream."""

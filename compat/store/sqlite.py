@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import sqlite3
 import threading
@@ -12,6 +13,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from . import _sqlite_direct
+from ._sqlite_lock import Turnstile
+from ._sqlite_write import (
+    BUSY_MESSAGES,
+    SELECT,
+    UPSERT,
+    ModuleWriter,
+    SQLiteTx,
+    Writer,
+    begin,
+    upsert_params,
+)
 from .base import (
     PARENT_FIELD,
     Kind,
@@ -22,11 +35,10 @@ from .base import (
     apply_update,
     check_kind,
     decode,
-    encode,
     window,
 )
 
-__all__ = ["MIGRATIONS", "SQLiteStore"]
+__all__ = ["MIGRATIONS", "SQLiteStore", "lock_times", "time_locks"]
 
 _T = TypeVar("_T")
 
@@ -56,24 +68,31 @@ def m001_records(conn: sqlite3.Connection) -> None:
 # renamed or reordered. Each runs once per file and is recorded by name in schema_migrations.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [m001_records]
 
-# A re-put keeps its seq (and so its place in lists); meta NULL keeps the stored meta.
-# seq = MAX + 1 may reuse the seq of a just-deleted newest record, which still sorts after
-# every live record, so list order stays insertion order.
-_UPSERT = """
-INSERT INTO records (kind, id, parent_id, created_at, seq, data, meta)
-VALUES (:kind, :id, :parent_id, :created_at,
-        (SELECT COALESCE(MAX(seq), 0) + 1 FROM records), :data, COALESCE(:meta, '{}'))
-ON CONFLICT (kind, id) DO UPDATE SET
-    parent_id = excluded.parent_id,
-    created_at = excluded.created_at,
-    data = excluded.data,
-    meta = COALESCE(:meta, records.meta)
-"""
+#: Frames the WAL may grow by before a commit is followed by a checkpoint (SQLite's default
+#: autocheckpoint threshold; the direct writer checkpoints itself, outside the locks).
+_CHECKPOINT_FRAMES = 1000
 
-_SELECT = "SELECT data, meta FROM records WHERE kind = ? AND id = ?"
+#: Write-lock timing, off unless asked for (benchmarks/concurrency.py): while it is None a
+#: transaction pays one global read. Each entry is (wait, hold) in seconds: wait from asking
+#: for the write lock to holding SQLite's (this process's turnstile, then the tries and sleeps
+#: while another process holds SQLite's lock), hold from there to the end of COMMIT or ROLLBACK.
+_lock_times: list[tuple[float, float]] | None = (
+    [] if os.environ.get("COMPAT_SQLITE_TIMING") else None
+)
 
-# SQLITE_BUSY and SQLITE_LOCKED (and their extended codes) all read like this.
-_BUSY_MESSAGES = ("database is locked", "database table is locked", "database is busy")
+
+def time_locks(on: bool = True) -> None:
+    """Start (afresh) or stop recording write-lock times in this process.
+
+    ``COMPAT_SQLITE_TIMING=1`` in the environment starts it at import, e.g. in child processes.
+    """
+    global _lock_times
+    _lock_times = [] if on else None
+
+
+def lock_times() -> list[tuple[float, float]]:
+    """The (wait, hold) seconds of each write transaction since recording started."""
+    return list(_lock_times or [])
 
 
 def _now_ms() -> int:
@@ -89,10 +108,10 @@ def _create_private(path: Path) -> None:
     os.close(fd)
 
 
-#: Every open store, so that a forked child can give each a fresh connection pool.
+#: Every open store, so that a forked child can give each fresh connections.
 _open_stores: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
 #: Connections a forked child inherited: kept alive, never used or closed (see _after_fork).
-_inherited: list[sqlite3.Connection] = []
+_inherited: list[object] = []
 
 
 def _after_fork_in_child() -> None:
@@ -100,70 +119,51 @@ def _after_fork_in_child() -> None:
         store._after_fork_in_child()
 
 
+def _close_writers_at_exit() -> None:
+    """Close the write connections no thread is using, as the ``sqlite3`` module's connections
+    are closed when the interpreter ends: the last connection out folds the WAL into the file."""
+    for store in list(_open_stores):
+        store._close_writer_if_free()
+
+
+atexit.register(_close_writers_at_exit)  # before runs.py's: LIFO, so after its runs finish
+
+
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-class _SQLiteTx:
-    """A ``Tx`` on one connection inside ``BEGIN IMMEDIATE`` (the file's write lock is held)."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def get(self, kind: Kind, id: str) -> Record | None:
-        check_kind(kind)
-        row = self.conn.execute(_SELECT, (kind, id)).fetchone()
-        return None if row is None else decode(row[0], row[1])
-
-    def put(self, kind: Kind, data: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
-        self.conn.execute(_UPSERT, encode(kind, data, meta)._asdict())
-
-    def delete(self, kind: Kind, id: str) -> bool:
-        check_kind(kind)
-        conn = self.conn
-        if kind == "thread":
-            conn.execute(
-                "DELETE FROM records WHERE kind = 'step' AND parent_id IN "
-                "(SELECT id FROM records WHERE kind = 'run' AND parent_id = ?)",
-                (id,),
-            )
-            conn.execute(
-                "DELETE FROM records WHERE kind IN ('message', 'run') AND parent_id = ?", (id,)
-            )
-        elif kind == "run":
-            conn.execute("DELETE FROM records WHERE kind = 'step' AND parent_id = ?", (id,))
-        cursor = conn.execute("DELETE FROM records WHERE kind = ? AND id = ?", (kind, id))
-        return cursor.rowcount > 0
-
-    def children(self, kind: Kind, parent_id: str) -> list[Record]:
-        check_kind(kind)
-        rows = self.conn.execute(
-            "SELECT data, meta FROM records WHERE kind = ? AND parent_id = ? "
-            "ORDER BY created_at, seq",
-            (kind, parent_id),
-        )
-        return [decode(data, meta) for data, meta in rows]
-
-    def now_ms(self) -> int:
-        return _now_ms()
 
 
 class SQLiteStore(TransitionMixin):
     """A `Store` in one SQLite file (WAL journal, synchronous=NORMAL).
 
-    Connections come from a small pool, so each is used by one thread at a time and threads
-    that come and go do not leak them. Writes in this process queue on a lock before taking
-    SQLite's write lock with `BEGIN IMMEDIATE`, which keeps the 32-threads-at-once case off
-    SQLite's sleep-and-poll busy handler; other processes wait on that handler (`busy_timeout`).
+    Reads use a small pool of connections, so each is used by one thread at a time and threads
+    that come and go do not leak them. Writes go through one write connection per process, one
+    transaction at a time: a thread takes this process's turnstile, then SQLite's write lock
+    (``BEGIN IMMEDIATE``, tried again after short sleeps while another process holds it). The
+    write connection calls SQLite without releasing the GIL where it can (``_sqlite_direct``),
+    so that no thread holds the write lock while it waits for the GIL. ``direct=False`` (or
+    ``COMPAT_SQLITE_DIRECT=0``) writes through the ``sqlite3`` module instead.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout: float = 10.0,
+        direct: bool | None = None,
+    ) -> None:
         if os.fspath(path) == ":memory:":
             raise ValueError("':memory:' would give each connection its own database; use 'memory'")
         self.path = Path(path)
         self._busy_timeout = busy_timeout
+        if direct is None:
+            direct = os.environ.get("COMPAT_SQLITE_DIRECT", "1") != "0"
+        self._direct = _sqlite_direct.load() if direct else None
         self._pool_lock = threading.Lock()
-        self._write_lock = threading.Lock()
+        self._write_lock = Turnstile()
+        self._writer: Writer | None = None
+        self._next_checkpoint = _CHECKPOINT_FRAMES
+        self._checkpointing = False
         self._idle: list[sqlite3.Connection] = []
         self._closed = False
         _create_private(self.path)
@@ -180,6 +180,11 @@ class SQLiteStore(TransitionMixin):
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
 
+    @property
+    def direct(self) -> bool:
+        """Whether writes call SQLite without releasing the GIL (see the class docstring)."""
+        return self._direct is not None
+
     # -- the Store protocol ------------------------------------------------------------------
 
     def put(self, kind: Kind, data: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
@@ -187,16 +192,17 @@ class SQLiteStore(TransitionMixin):
 
     def put_many(self, items: Sequence[tuple[Kind, dict[str, Any], dict[str, Any] | None]]) -> None:
         # Serialise before taking the lock: a bad item fails early and the lock is held briefly.
-        rows = [encode(kind, data, meta)._asdict() for kind, data, meta in items]
+        rows = [upsert_params(kind, data, meta) for kind, data, meta in items]
         if not rows:
             return
-        with self._transaction() as conn:
-            conn.executemany(_UPSERT, rows)
+        with self._transaction() as writer:
+            for row in rows:
+                writer.run(UPSERT, row)
 
     def get(self, kind: Kind, id: str) -> Record | None:
         check_kind(kind)
         with self._connection() as conn:
-            row = conn.execute(_SELECT, (kind, id)).fetchone()
+            row = conn.execute(SELECT, (kind, id)).fetchone()
         return None if row is None else decode(row[0], row[1])
 
     def delete(self, kind: Kind, id: str) -> bool:
@@ -249,25 +255,34 @@ class SQLiteStore(TransitionMixin):
             return apply_update(tx, kind, id, fn)
 
     @contextmanager
-    def transaction(self) -> Iterator[_SQLiteTx]:
-        with self._transaction() as conn:
-            yield _SQLiteTx(conn)
+    def transaction(self) -> Iterator[SQLiteTx]:
+        with self._transaction() as writer:
+            yield SQLiteTx(writer)
 
     def close(self) -> None:
         with self._pool_lock:
             self._closed = True
             idle, self._idle = self._idle, []
-        # Connections in use right now are closed by _release when their call finishes.
+        # Connections in use right now are closed by _release when their call finishes, the
+        # write connection by the transaction in progress, if there is one.
         for conn in idle:
             conn.close()
+        if self._write_lock.acquire(blocking=False):
+            try:
+                self._close_writer()
+            finally:
+                self._write_lock.release()
 
-    # -- connections and transactions --------------------------------------------------------
+    # -- reads: pooled connections -----------------------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, timeout: float | None = None) -> sqlite3.Connection:
         # isolation_level=None: no implicit transactions; every BEGIN here is explicit.
         # check_same_thread=False: the pool hands a connection to one thread at a time.
         conn = sqlite3.connect(
-            self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+            self.path,
+            timeout=self._busy_timeout if timeout is None else timeout,
+            isolation_level=None,
+            check_same_thread=False,
         )
         try:
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -306,18 +321,99 @@ class SQLiteStore(TransitionMixin):
         finally:
             self._release(conn)
 
+    # -- writes: one connection, one transaction at a time -------------------------------------
+
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction holding both this process's write lock and SQLite's."""
-        with self._write_lock, self._connection() as conn:
-            self._retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
+    def _locked(self) -> Iterator[None]:
+        """This process's turnstile (the write connection is used under it)."""
+        self._write_lock.acquire()
+        try:
+            yield
+        finally:
+            self._write_lock.release()
+            if self._closed:
+                self._close_writer_if_free()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Writer]:
+        """A write transaction on the write connection: the turnstile, then SQLite's write lock."""
+        times = _lock_times
+        asked = time.monotonic() if times is not None else 0.0
+        writer: Writer | None = None
+        try:
+            with self._locked():
+                writer = self._open_writer()
+                begin(writer, self._busy_timeout)
+                held = time.monotonic() if times is not None else 0.0
+                try:
+                    yield writer
+                    writer.execute("COMMIT")
+                except BaseException:
+                    if writer.in_transaction:
+                        self._rollback(writer)
+                    raise
+                finally:
+                    if times is not None:
+                        times.append((held - asked, time.monotonic() - held))
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
+        if writer is not None and writer.wal_frames:
+            self._after_commit(writer.wal_frames)
+
+    def _open_writer(self) -> Writer:
+        """The write connection, opened on first use (under the turnstile)."""
+        if self._closed:
+            raise StoreError(f"{self!r} is closed")
+        writer = self._writer
+        if writer is None:
+            if self._direct is not None:
+                writer = _sqlite_direct.DirectConnection(self._direct, str(self.path))
+            else:
+                writer = ModuleWriter(self._connect(timeout=0.0))
+            self._writer = writer
+        return writer
+
+    def _rollback(self, writer: Writer) -> None:
+        try:
+            writer.execute("ROLLBACK")
+        except sqlite3.Error:
+            # Left inside a transaction: never reused (the next write opens a new one).
+            self._writer = None
+            writer.close()
+            raise
+
+    def _close_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+
+    def _close_writer_if_free(self) -> None:
+        if self._write_lock.acquire(blocking=False):
             try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+                self._close_writer()
+            finally:
+                self._write_lock.release()
+
+    def _after_commit(self, frames: int) -> None:
+        """Checkpoint the WAL from a reading connection once it grew by ``_CHECKPOINT_FRAMES``.
+
+        The direct writer does not checkpoint inside COMMIT, which would keep the GIL through
+        the file's fsync; this runs outside the write lock, and a PASSIVE checkpoint never
+        blocks writers or readers. ``frames`` is the WAL's length after the commit.
+        """
+        if frames < self._next_checkpoint - _CHECKPOINT_FRAMES:
+            self._next_checkpoint = _CHECKPOINT_FRAMES  # the WAL started over
+        if frames < self._next_checkpoint or self._checkpointing:
+            return
+        self._checkpointing = True
+        self._next_checkpoint = frames + _CHECKPOINT_FRAMES
+        try:
+            with self._connection() as conn:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except StoreError:
+            pass  # the next commit over the threshold tries again
+        finally:
+            self._checkpointing = False
 
     def _retry_busy(self, op: Callable[[], _T]) -> _T:
         """Run `op`, retrying with backoff while SQLite reports the database busy.
@@ -331,7 +427,7 @@ class SQLiteStore(TransitionMixin):
             try:
                 return op()
             except sqlite3.OperationalError as exc:
-                if not any(m in str(exc) for m in _BUSY_MESSAGES):
+                if not any(m in str(exc) for m in BUSY_MESSAGES):
                     raise
                 if time.monotonic() >= deadline:
                     raise
@@ -339,35 +435,49 @@ class SQLiteStore(TransitionMixin):
             delay = min(delay * 2, 0.1)
 
     def _after_fork_in_child(self) -> None:
-        """A forked child must not use its parent's connections: start a fresh pool.
+        """A forked child must not use its parent's connections or locks: start afresh.
 
         The inherited connections are kept referenced, never closed: closing one in the child
         could checkpoint or remove the WAL the parent is still using.
         """
         self._pool_lock = threading.Lock()
-        self._write_lock = threading.Lock()
+        self._write_lock = Turnstile()
         _inherited.extend(self._idle)
         self._idle = []
+        if self._writer is not None:
+            _inherited.append(self._writer)
+            self._writer = None
+        self._checkpointing = False
 
     def _migrate(self) -> None:
         """Run the migrations this file has not seen; BEGIN IMMEDIATE makes racing opens queue."""
-        with self._transaction() as conn:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations "
-                "(name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)"
+        with self._locked(), self._connection() as conn:
+            self._retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
+            try:
+                self._apply_migrations(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def _apply_migrations(self, conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)"
+        )
+        done = {name for (name,) in conn.execute("SELECT name FROM schema_migrations")}
+        unknown = done - {migration.__name__ for migration in MIGRATIONS}
+        if unknown:
+            raise StoreError(
+                f"{self.path} was written by a newer compat (schema migrations "
+                f"{', '.join(sorted(unknown))} are unknown to this one): upgrade compat, "
+                "or point COMPAT_STORE at another file"
             )
-            done = {name for (name,) in conn.execute("SELECT name FROM schema_migrations")}
-            unknown = done - {migration.__name__ for migration in MIGRATIONS}
-            if unknown:
-                raise StoreError(
-                    f"{self.path} was written by a newer compat (schema migrations "
-                    f"{', '.join(sorted(unknown))} are unknown to this one): upgrade compat, "
-                    "or point COMPAT_STORE at another file"
+        for migration in MIGRATIONS:
+            if migration.__name__ not in done:
+                migration(conn)
+                conn.execute(
+                    "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
+                    (migration.__name__, _now_ms()),
                 )
-            for migration in MIGRATIONS:
-                if migration.__name__ not in done:
-                    migration(conn)
-                    conn.execute(
-                        "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
-                        (migration.__name__, _now_ms()),
-                    )

@@ -22,6 +22,7 @@ __all__ = ["STORES", "make_store"]
 STORES = [
     "memory",
     "sqlite",
+    "sqlite-module",  # writes through the sqlite3 module (where the direct writer is missing)
     pytest.param("postgresql", marks=pytest.mark.postgres),
 ]
 
@@ -37,8 +38,8 @@ def make_store(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Sto
     """A new, empty store of `kind`."""
     if kind == "memory":
         return MemoryStore()
-    if kind == "sqlite":
-        return SQLiteStore(tmp_path / "s.sqlite3")
+    if kind.startswith("sqlite"):
+        return SQLiteStore(tmp_path / "s.sqlite3", direct=kind == "sqlite")
     from compat.store.postgres import PostgresStore
 
     uri: str = request.getfixturevalue("pg_uri")

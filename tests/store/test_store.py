@@ -20,6 +20,7 @@ from compat.store import (
     SQLiteStore,
     Store,
     StoreError,
+    _sqlite_direct,
     default_store_path,
     open_store,
 )
@@ -517,22 +518,34 @@ def test_sqlite_processes_share_one_file(tmp_path: Path) -> None:
 
 CRASHER = """
 import os, sqlite3, sys
-from compat.store import SQLiteStore
-path, batch_size, crash_batch, crash_row = sys.argv[1], *map(int, sys.argv[2:])
+from compat.store import SQLiteStore, _sqlite_direct
+path, batch_size, crash_batch, crash_row, direct = sys.argv[1], *map(int, sys.argv[2:])
 state = {"armed": False, "rows": 0}
 def trace(sql):
     if state["armed"] and "INSERT INTO records (" in sql:
         state["rows"] += 1
         if state["rows"] == crash_row:
             os._exit(3)  # inside the open transaction, half the batch written
-real_connect = sqlite3.connect
-def connect(*args, **kwargs):
-    conn = real_connect(*args, **kwargs)
-    conn.execute("PRAGMA cache_size=5")  # spill uncommitted pages into the WAL early
-    conn.set_trace_callback(trace)
-    return conn
-sqlite3.connect = connect
-store = SQLiteStore(path)
+if direct:
+    Direct = _sqlite_direct.DirectConnection
+    real_init, real_run = Direct.__init__, Direct.run
+    def init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        self.execute("PRAGMA cache_size=5")  # spill uncommitted pages into the WAL early
+    def run(self, sql, params=()):
+        trace(sql)
+        return real_run(self, sql, params)
+    Direct.__init__, Direct.run = init, run
+else:
+    real_connect = sqlite3.connect
+    def connect(*args, **kwargs):
+        conn = real_connect(*args, **kwargs)
+        conn.execute("PRAGMA cache_size=5")
+        conn.set_trace_callback(trace)
+        return conn
+    sqlite3.connect = connect
+store = SQLiteStore(path, direct=bool(direct))
+assert store.direct == bool(direct)
 for b in range(crash_batch + 1):
     items = [
         ("message", {"id": f"msg_{b:08x}{i:024x}", "created_at": i,
@@ -545,10 +558,14 @@ for b in range(crash_batch + 1):
 """
 
 
-def test_sqlite_crash_mid_put_many_leaves_whole_batches(tmp_path: Path) -> None:
+@pytest.mark.parametrize("writer", ["direct", "sqlite3 module"])
+def test_sqlite_crash_mid_put_many_leaves_whole_batches(tmp_path: Path, writer: str) -> None:
+    if writer == "direct" and _sqlite_direct.load() is None:
+        pytest.skip("the sqlite3 module's SQLite library is not reachable here")
     path = tmp_path / "crash.sqlite3"
     batch, crash_batch = 300, 3
-    proc = spawn(CRASHER, str(path), str(batch), str(crash_batch), str(batch // 2))
+    direct = str(int(writer == "direct"))
+    proc = spawn(CRASHER, str(path), str(batch), str(crash_batch), str(batch // 2), direct)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 3
     assert out.splitlines() == [f"committed {b}" for b in range(crash_batch)]

@@ -19,12 +19,13 @@ QUICK = {
     "stream_throughput.py": ("--first-samples", "1"),
     "cold_start.py": ("--warmup", "0"),
     "http_clients.py": (),
+    "concurrency.py": ("--threads", "4", "--processes", "2", "--runs", "2"),
 }
 
 
 @pytest.fixture(scope="module")
 def outputs() -> dict[str, str]:
-    """Each script's output, the three run side by side (each ends within its timeout)."""
+    """Each script's output, the scripts run side by side (each ends within its timeout)."""
     processes = {
         name: subprocess.Popen(
             [sys.executable, str(BENCHMARKS / name), *SHORT, *quick],
@@ -96,6 +97,29 @@ def test_the_memory_benchmark_prints_its_goal_and_both_readers() -> None:
     for reader in ("compat", "bare"):
         assert re.search(rf"^  {reader} +\d+\.\d\d MiB +\d", done.stdout, flags=re.MULTILINE)
     assert len(_verdicts(done.stdout, re.escape("compat large - small <= 5 MiB: "))) == 1
+
+
+def test_the_concurrency_benchmark_prints_its_rows_lock_times_and_goals(
+    outputs: dict[str, str],
+) -> None:
+    out = outputs["concurrency.py"]
+    for row in (
+        "4 threads, memory store",
+        "4 threads, one SQLite file",
+        "2 processes x 2 runs, memory stores",
+        "2 processes x 2 runs, one SQLite file",
+    ):
+        assert re.search(rf"^  {re.escape(row)} +[\d,]+ ", out, flags=re.MULTILINE), row
+    for row in (
+        "4 threads, sqlite",
+        "4 threads, memory",
+        "2 processes, sqlite",
+        "2 processes, memory",
+    ):
+        assert re.search(rf"^  {row} +\d+ +\d+\.\d  \| ", out, flags=re.MULTILINE), row
+    assert len(_verdicts(out, re.escape("sqlite/memory events/s >= 0.8: "))) == 1
+    assert len(_verdicts(out, re.escape("lock wait p99 <= 20 ms: "))) == 1
+    assert re.search(r"^2 processes \(not a goal\): sqlite/memory events/s ", out, re.MULTILINE)
 
 
 def _dechunk(writes: list[bytes]) -> list[bytes]:
