@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, runtime_checkable
@@ -22,6 +24,8 @@ __all__ = [
     "Store",
     "StoreError",
     "Tx",
+    "lower_error",
+    "store_errors",
     "transition",
 ]
 
@@ -148,6 +152,39 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release connections; later calls raise StoreError. Calling it twice is fine."""
+
+
+def lower_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a failure of a database library a store uses (sqlite3, psycopg).
+
+    Every ``sqlite3`` exception, and every ``psycopg`` one (its ``errors`` module's hundreds of
+    server errors, the pool's timeouts) but ``psycopg.Rollback``, which is not a failure: code
+    raises it to roll a block back. Modules are looked up, never imported: psycopg is optional.
+    """
+    sqlite3 = sys.modules.get("sqlite3")
+    if sqlite3 is not None and isinstance(exc, (sqlite3.Error, sqlite3.Warning)):
+        return True
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(exc, (psycopg.Error, psycopg.Warning))
+
+
+@contextlib.contextmanager
+def store_errors(where: str) -> Iterator[None]:
+    """The one place a database library's exceptions become ``StoreError`` (``from`` the original).
+
+    ``where`` names the store (a path, or a URI without its password) at the start of the
+    message; the library's own text follows on one line. Anything else passes through: lifecycle
+    refusals, ``RunGone``, the caller's own exceptions.
+    """
+    try:
+        yield
+    except StoreError:
+        raise
+    except Exception as exc:
+        if not lower_error(exc):
+            raise
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise StoreError(f"{where}: {reason}") from exc
 
 
 class RunGone(LookupError):
