@@ -34,8 +34,8 @@ __all__ = [
 _FILE_NAME = "compat.sqlite3"
 _PG_SCHEMES = ("postgresql://", "postgres://")
 _PG_MISSING = (
-    "COMPAT_STORE={uri} needs the PostgreSQL store, whose dependencies (psycopg 3 and "
-    "psycopg_pool) are not installed: pip install 'dashscope-compat[postgres]'"
+    "COMPAT_STORE={uri} needs the PostgreSQL store, whose dependency (psycopg 3) is not "
+    "installed: pip install 'dashscope-compat[postgres]'"
 )
 
 

@@ -1,13 +1,18 @@
 """PostgreSQL store: one set of threads for every worker on every host (the postgres extra).
 
 Imported only when a ``postgresql://`` store is opened: psycopg is an optional dependency.
+
+Round trips are what a store call costs here, so a transaction is pipelined (libpq 14+): its
+``BEGIN`` and writes are queued and go out with the next read, and the ``COMMIT`` with the last
+writes, so a transaction costs one round trip per read plus one. A transaction's first read also
+brings the database's clock back, and a record it read or wrote is served again from memory
+(its row is locked by the transaction, so nobody else can have changed it).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -16,20 +21,22 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
-import psycopg_pool
+from psycopg.pq import TransactionStatus
 
 from . import _pg_schema
+from ._pg_pool import ConnectionPool
 from .base import (
     PARENT_FIELD,
     Kind,
     Page,
     Record,
-    StoreError,
+    Row,
     TransitionMixin,
     apply_update,
     check_kind,
     decode,
     encode,
+    store_errors,
     window,
 )
 
@@ -48,9 +55,13 @@ ON CONFLICT (kind, id) DO UPDATE SET
     meta = COALESCE(%(meta)s, compat_records.meta)
 """
 _SELECT = "SELECT data, meta FROM compat_records WHERE kind = %s AND id = %s"
-# The database's clock, read at the moment of the call (not the transaction's start).
+_LOCKING_SELECT = "SELECT data, meta FROM compat_get(%s, %s)"
+# The database's clock, read when the statement runs (not at the transaction's start).
 _CLOCK = "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint"
 _LOCK_THREAD = "SELECT 1 FROM compat_records WHERE kind = 'thread' AND id = %s FOR UPDATE"
+_DEFAULT_TIMEOUT = 10.0
+#: Pipeline mode needs libpq 14; with an older one every statement waits for its answer.
+_PIPELINED = psycopg.Pipeline.is_supported()
 
 
 def display_uri(uri: str) -> str:
@@ -66,15 +77,23 @@ def display_uri(uri: str) -> str:
     return urlunsplit(parts)
 
 
+def uri_timeout(uri: str) -> float:
+    """The URI's libpq ``connect_timeout`` (seconds), else 10: how long a call waits for a
+    connection before it fails."""
+    with contextlib.suppress(psycopg.Error, ValueError):
+        value = psycopg.conninfo.conninfo_to_dict(uri).get("connect_timeout")
+        if value is not None and float(value) > 0:
+            return float(value)
+    return _DEFAULT_TIMEOUT
+
+
 #: Every open store, so that a forked child can give each a fresh pool.
 _open_stores: weakref.WeakSet[PostgresStore] = weakref.WeakSet()
-#: What a forked child inherited: kept referenced, never used (see _after_fork_in_child).
-_inherited: list[Any] = []
 
 
 def _after_fork_in_child() -> None:
     for store in list(_open_stores):
-        store._after_fork_in_child()
+        store._pool.after_fork_in_child()
 
 
 if hasattr(os, "register_at_fork"):
@@ -82,109 +101,147 @@ if hasattr(os, "register_at_fork"):
 
 
 class _PgTx:
-    """A ``Tx`` on one connection inside a transaction; ``get`` locks what it reads."""
+    """A ``Tx`` on one connection inside a transaction; ``get`` locks what it reads.
 
-    def __init__(self, conn: psycopg.Connection[Any], store: PostgresStore) -> None:
+    ``now_ms`` is the database's clock as the transaction's first read saw it (after that read's
+    locks were granted), so it costs no round trip of its own.
+    """
+
+    def __init__(
+        self, conn: psycopg.Connection[Any], store: PostgresStore, pipelined: bool
+    ) -> None:
         self.conn = conn
         self.store = store
+        self.pipelined = pipelined
+        # (kind, id) -> the record's JSON texts as this transaction last read or wrote them
+        self._known: dict[tuple[str, str], tuple[str, str]] = {}
+        self._now: int | None = None
 
     def get(self, kind: Kind, id: str) -> Record | None:
         # compat_get locks the record's thread, then the record (see _pg_schema): the read,
         # the check and the write that follows are atomic, and a missing run's thread is held.
         check_kind(kind)
-        row = self.store._run(self.conn, "SELECT data, meta FROM compat_get(%s, %s)", (kind, id))
-        return None if row is None else decode(row[0], row[1])
+        known = self._known.get((kind, id))
+        if known is not None:
+            return decode(*known)
+        cursor = self._send(_LOCKING_SELECT, (kind, id))
+        clock = self._send(_CLOCK, ()) if self._now is None and self.pipelined else None
+        self._wait()
+        row = cursor.fetchone()
+        if clock is not None:
+            self._set_now(clock.fetchone())
+        if row is None:
+            return None
+        self._known[(kind, id)] = (row[0], row[1])
+        return decode(row[0], row[1])
 
     def put(self, kind: Kind, data: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
-        self.store._run(self.conn, _UPSERT, encode(kind, data, meta)._asdict(), fetch=False)
+        self._put(encode(kind, data, meta))
+
+    def _put(self, row: Row) -> None:
+        self._send(_UPSERT, row._asdict())
+        key = (row.kind, row.id)
+        if row.meta is not None:
+            self._known[key] = (row.data, row.meta)
+        elif key in self._known:
+            self._known[key] = (row.data, self._known[key][1])
 
     def delete(self, kind: Kind, id: str) -> bool:
         check_kind(kind)
-        run = self.store._run
-        conn = self.conn
+        send = self._send
         # Lock in the same order as get (thread first), then delete children before parents.
         if kind == "thread":
-            run(conn, _LOCK_THREAD, (id,))
-            run(
-                conn,
+            send(_LOCK_THREAD, (id,))
+            send(
                 "DELETE FROM compat_records WHERE kind = 'step' AND parent_id IN "
                 "(SELECT id FROM compat_records WHERE kind = 'run' AND parent_id = %s)",
                 (id,),
-                fetch=False,
             )
-            run(
-                conn,
+            send(
                 "DELETE FROM compat_records WHERE kind IN ('message', 'run') AND parent_id = %s",
                 (id,),
-                fetch=False,
             )
         elif kind != "assistant":
             if self.get(kind, id) is None:
                 return False
             if kind == "run":
-                run(
-                    conn,
-                    "DELETE FROM compat_records WHERE kind = 'step' AND parent_id = %s",
-                    (id,),
-                    fetch=False,
-                )
-        row = run(
-            conn, "DELETE FROM compat_records WHERE kind = %s AND id = %s RETURNING 1", (kind, id)
+                send("DELETE FROM compat_records WHERE kind = 'step' AND parent_id = %s", (id,))
+        self._known.clear()  # what hung off the record went with it
+        cursor = send(
+            "DELETE FROM compat_records WHERE kind = %s AND id = %s RETURNING 1", (kind, id)
         )
-        return row is not None
+        self._wait()
+        return cursor.fetchone() is not None
 
     def children(self, kind: Kind, parent_id: str) -> list[Record]:
         check_kind(kind)
-        rows = self.store._run(
-            self.conn,
+        cursor = self._send(
             "SELECT data, meta FROM compat_records WHERE kind = %s AND parent_id = %s "
             "ORDER BY created_at, seq",
             (kind, parent_id),
-            fetch="all",
         )
-        return [decode(data, meta) for data, meta in rows]
+        self._wait()
+        return [decode(data, meta) for data, meta in cursor.fetchall()]
 
     def now_ms(self) -> int:
-        row = self.store._run(self.conn, _CLOCK, ())
-        assert row is not None
-        now = int(row[0])
+        if self._now is None:
+            cursor = self._send(_CLOCK, ())
+            self._wait()
+            self._set_now(cursor.fetchone())
+        assert self._now is not None
+        return self._now
+
+    def _set_now(self, row: Any) -> None:
+        self._now = now = int(row[0])
         # Keeps the store-level clock's offset fresh at no extra cost (within a round trip).
         self.store._clock_offset = now - time.time_ns() // 1_000_000
-        return now
+
+    def _send(self, sql: str, args: Any) -> psycopg.Cursor[Any]:
+        """Send one statement; pipelined, its answer is read when a fetch (or the end) needs it."""
+        store = self.store
+        store.statements += 1
+        if not self.pipelined:
+            store.round_trips += 1
+        return self.conn.execute(sql, args)
+
+    def _wait(self) -> None:
+        """Count the round trip a fetch (or the pipeline's end) waits for."""
+        if self.pipelined:
+            self.store.round_trips += 1
 
 
 class PostgresStore(TransitionMixin):
     """A `Store` in a PostgreSQL database, shared by processes on any number of hosts.
 
-    Connections come from a psycopg_pool pool (autocommit; transactions are explicit). The
-    schema is created and migrated on open. `statements` counts the statements sent and
-    `commits` the write transactions (each waits for the server's WAL flush, unless the URI
-    turns synchronous_commit off), for the benchmarks.
+    Connections come from a small pool (``_pg_pool``: autocommit; transactions are explicit).
+    The schema is created and migrated on open. A call waits up to ``timeout`` seconds (default:
+    the URI's ``connect_timeout``, else 10) for a free connection, or for a new one to connect.
+
+    For the benchmarks and tests: ``statements`` counts the statements sent, ``round_trips``
+    the waits for the server's answer, and ``commits`` the write transactions (each waits for
+    the server's WAL flush, unless the URI turns synchronous_commit off).
     """
 
-    def __init__(self, uri: str, *, max_connections: int = 16, timeout: float = 10.0) -> None:
+    def __init__(
+        self, uri: str, *, max_connections: int = 16, timeout: float | None = None
+    ) -> None:
         self.uri = uri
         self.name = display_uri(uri)
-        self._max = max_connections
-        self._timeout = timeout
-        self._lock = threading.Lock()
-        self._pool: psycopg_pool.ConnectionPool[Any] | None = None
-        self._sockets: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
-        self._closed = False
+        self._pool = ConnectionPool(
+            uri,
+            self.name,
+            max_size=max_connections,
+            timeout=uri_timeout(uri) if timeout is None else timeout,
+        )
         self.statements = 0
+        self.round_trips = 0
         self.commits = 0
-        # One direct connection first: an unreachable server or a refused login is reported
-        # at once, with libpq's reason, rather than as a pool timeout.
-        try:
-            with psycopg.connect(
-                uri, autocommit=True, connect_timeout=max(1, int(timeout))
-            ) as conn:
-                _pg_schema.migrate(conn, self.name)
-                local = time.time_ns() // 1_000_000
-                (db,) = conn.execute(_CLOCK).fetchone() or (local,)
-                self._clock_offset = int(db) - (local + time.time_ns() // 1_000_000) // 2
-        except psycopg.Error as exc:
-            raise StoreError(f"{self.name}: {_reason(exc)}") from exc
+        # One connection first: an unreachable server or a refused login is reported at once.
+        with store_errors(self.name), self._pool.connect() as conn:
+            _pg_schema.migrate(conn, self.name)
+            local = time.time_ns() // 1_000_000
+            (db,) = conn.execute(_CLOCK).fetchone() or (local,)
+            self._clock_offset = int(db) - (local + time.time_ns() // 1_000_000) // 2
         _open_stores.add(self)
 
     def __repr__(self) -> str:
@@ -196,22 +253,22 @@ class PostgresStore(TransitionMixin):
         self.put_many([(kind, data, meta)])
 
     def put_many(self, items: Sequence[tuple[Kind, dict[str, Any], dict[str, Any] | None]]) -> None:
-        rows = [encode(kind, data, meta)._asdict() for kind, data, meta in items]
+        rows = [encode(kind, data, meta) for kind, data, meta in items]
         if not rows:
             return
-        self.commits += 1
-        with self._connection() as conn:
-            if len(rows) == 1:
-                self._run(conn, _UPSERT, rows[0], fetch=False)
-                return
-            with conn.transaction():
-                self.statements += len(rows) + 2
-                conn.cursor().executemany(_UPSERT, rows)
+        if len(rows) == 1:
+            self.commits += 1
+            with self._connection() as conn:
+                self._ask(conn, _UPSERT, rows[0]._asdict(), fetch=False)
+            return
+        with self.transaction() as tx:
+            for row in rows:
+                tx._put(row)
 
     def get(self, kind: Kind, id: str) -> Record | None:
         check_kind(kind)
         with self._connection() as conn:
-            row = self._run(conn, _SELECT, (kind, id))
+            row = self._ask(conn, _SELECT, (kind, id))
         return None if row is None else decode(row[0], row[1])
 
     def delete(self, kind: Kind, id: str) -> bool:
@@ -255,7 +312,7 @@ class PostgresStore(TransitionMixin):
         )
         args.append(win.limit + 1)
         with self._connection() as conn:
-            rows = self._run(conn, sql, args, fetch="all")
+            rows = self._ask(conn, sql, args, fetch="all")
         return win.page([text for (text,) in rows])
 
     def update(self, kind: Kind, id: str, fn: Callable[[Record], Record | None]) -> Record | None:
@@ -265,96 +322,53 @@ class PostgresStore(TransitionMixin):
 
     @contextmanager
     def transaction(self) -> Iterator[_PgTx]:
+        """One transaction, pipelined: BEGIN and writes travel with the next read, or COMMIT."""
         with self._connection() as conn:
-            self.statements += 2  # BEGIN, COMMIT
             self.commits += 1
+            committed = False
             try:
-                with conn.transaction():
-                    yield _PgTx(conn, self)
-            except psycopg.Error as exc:
-                raise StoreError(f"{self.name}: {_reason(exc)}") from exc
+                with conn.pipeline() if _PIPELINED else contextlib.nullcontext():
+                    tx = _PgTx(conn, self, _PIPELINED)
+                    tx._send("BEGIN", None)
+                    yield tx
+                    tx._send("COMMIT", None)
+                    tx._wait()  # the pipeline's end waits for every answer
+                committed = True
+            finally:
+                if not committed:
+                    _roll_back(conn)
 
     def now_ms(self) -> int:
         """The database's clock, from the offset last measured (at open, and by ``Tx.now_ms``)."""
         return time.time_ns() // 1_000_000 + self._clock_offset
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.close()
+        self._pool.close()
 
-    # -- connections ---------------------------------------------------------------------------
+    # -- statements ----------------------------------------------------------------------------
 
-    def _get_pool(self) -> psycopg_pool.ConnectionPool[Any]:
-        with self._lock:
-            if self._closed:
-                raise StoreError(f"{self!r} is closed")
-            if self._pool is None:
-                self._pool = psycopg_pool.ConnectionPool(
-                    self.uri,
-                    min_size=1,
-                    max_size=self._max,
-                    kwargs={"autocommit": True},
-                    configure=self._sockets.add,
-                    timeout=self._timeout,
-                    name=f"compat-{self.name}",
-                    open=True,
-                )
-            return self._pool
-
-    @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
-        """A pooled connection; psycopg and pool errors come out as StoreError."""
-        try:
-            with self._get_pool().connection() as conn:
-                yield conn
-        except psycopg.Error as exc:
-            raise StoreError(f"{self.name}: {_reason(exc)}") from exc
-        except psycopg_pool.PoolTimeout as exc:
-            raise StoreError(
-                f"{self.name}: no connection to the database within {self._timeout:g}s ({exc})"
-            ) from exc
-
-    def _run(
-        self,
-        conn: psycopg.Connection[Any],
-        sql: str,
-        args: Any,
-        *,
-        fetch: bool | str = True,
+    def _ask(
+        self, conn: psycopg.Connection[Any], sql: str, args: Any, *, fetch: bool | str = True
     ) -> Any:
-        """Execute one statement: its first row (`fetch=True`), all rows ("all"), or nothing."""
+        """One statement, no transaction: its first row (`fetch=True`), all ("all"), or None."""
         self.statements += 1
+        self.round_trips += 1
         cursor = conn.execute(sql, args)
         if fetch == "all":
             return cursor.fetchall()
         return cursor.fetchone() if fetch else None
 
-    def _after_fork_in_child(self) -> None:
-        """A forked child must not use its parent's connections: it starts a fresh pool.
+    # -- connections ---------------------------------------------------------------------------
 
-        The child's copies of the parent's sockets are pointed at /dev/null rather than closed:
-        libpq's goodbye on a socket shared with the parent would end the parent's session.
-        (psycopg's finaliser already skips it in a forked child; this also covers an explicit
-        close.) The pool object is kept referenced so that nothing finalises it in the child.
-        """
-        self._lock = threading.Lock()
-        devnull = os.open(os.devnull, os.O_RDWR)
-        try:
-            for conn in list(self._sockets):
-                # A closed or broken connection has no socket (its fd may be reused): skip it.
-                with contextlib.suppress(psycopg.Error, OSError):
-                    if not conn.closed:
-                        os.dup2(devnull, conn.fileno())
-        finally:
-            os.close(devnull)
-        _inherited.append((self._pool, list(self._sockets)))
-        self._pool = None
-        self._sockets = weakref.WeakSet()
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A live pooled connection; what psycopg raises comes out as StoreError."""
+        with store_errors(self.name), self._pool.connection() as conn:
+            yield conn
 
 
-def _reason(exc: BaseException) -> str:
-    """psycopg's message on one line."""
-    return " ".join(str(exc).split()) or type(exc).__name__
+def _roll_back(conn: psycopg.Connection[Any]) -> None:
+    """End a failed transaction; a broken connection is left for the pool to discard."""
+    if conn.info.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+        with contextlib.suppress(psycopg.Error):
+            conn.execute("ROLLBACK")

@@ -15,6 +15,7 @@ from compat import lifecycle
 from compat.backends.responses.ownership import claim_thread, release_thread
 from compat.errors import ConfigurationError
 from compat.store import StoreError, open_store
+from tests.pg import terminate_other_sessions
 
 pytestmark = pytest.mark.postgres
 
@@ -22,7 +23,12 @@ psycopg = (
     pytest.importorskip("psycopg") if os.environ.get("CI") != "true" else __import__("psycopg")
 )
 
-from compat.store.postgres import MIGRATIONS, PostgresStore, display_uri  # noqa: E402
+from compat.store.postgres import (  # noqa: E402
+    MIGRATIONS,
+    PostgresStore,
+    display_uri,
+    uri_timeout,
+)
 
 
 def race(count: int, work: Callable[[int], None]) -> None:
@@ -185,6 +191,87 @@ def test_errors_inside_a_transaction_roll_it_back_and_pass_through(pg_uri: str) 
     store.close()
 
 
+def _counts(store: PostgresStore) -> tuple[int, int, int]:
+    return store.statements, store.round_trips, store.commits
+
+
+def _spent(store: PostgresStore, before: tuple[int, int, int]) -> tuple[int, int, int]:
+    statements, round_trips, commits = _counts(store)
+    return statements - before[0], round_trips - before[1], commits - before[2]
+
+
+def test_a_transaction_waits_once_per_read_and_once_to_commit(pg_uri: str) -> None:
+    # BEGIN and the writes are pipelined: they go out with the next read or with COMMIT. The
+    # first read brings the clock along; a record the transaction holds is not read again.
+    store = PostgresStore(pg_uri)
+    store.put("thread", {"id": "thread_1", "created_at": 1}, {"k": 1})
+    store.put("run", run(1), {})
+    before = _counts(store)
+    with store.transaction() as tx:
+        record = tx.get("run", "run_1")  # locks the thread, then the run; reads the clock
+        assert record is not None
+        now = tx.now_ms()
+        tx.put("run", dict(record.data, status="in_progress"), {"lease": now})
+        again = tx.get("run", "run_1")  # what this transaction wrote, without a round trip
+        assert again is not None
+        assert (again.data["status"], again.meta) == ("in_progress", {"lease": now})
+        thread = tx.get("thread", "thread_1")
+        assert thread is not None
+        tx.put("thread", thread.data)  # meta None: the stored meta is kept
+        assert tx.get("thread", "thread_1") == thread
+        assert tx.now_ms() == now  # the clock of this transaction's first read
+    # BEGIN, compat_get + clock, upsert, compat_get, upsert, COMMIT: 7 statements, 3 waits.
+    assert _spent(store, before) == (7, 3, 1)
+    stored = store.get("run", "run_1")
+    assert stored is not None and stored.meta == {"lease": now}
+    assert store.get("thread", "thread_1") == thread
+    store.close()
+
+
+def test_writes_that_fail_in_a_pipeline_roll_the_whole_transaction_back(pg_uri: str) -> None:
+    store = PostgresStore(pg_uri)
+    with pytest.raises(StoreError, match="null value"), store.transaction() as tx:
+        tx.put("thread", {"id": "thread_1", "created_at": 1})
+        tx.conn.execute(  # type: ignore[attr-defined]
+            "INSERT INTO compat_records (kind, id, created_at, data, meta) "
+            "VALUES ('thread', NULL, 1, '{}', '{}')"
+        )
+        tx.put("thread", {"id": "thread_2", "created_at": 2})
+    assert store.list("thread").data == []
+    store.put("thread", {"id": "thread_3", "created_at": 3})  # the connection is fine
+    assert [t["id"] for t in store.list("thread").data] == ["thread_3"]
+    store.close()
+
+
+def test_sessions_the_server_ends_are_replaced_before_a_call_uses_them(pg_uri: str) -> None:
+    store = PostgresStore(pg_uri)
+    # Four idle connections in the pool, then the server ends every session but the admin's.
+    race(4, lambda i: store.put("thread", {"id": f"thread_{i}", "created_at": i}))
+    terminate_other_sessions(pg_uri)
+    for i in range(8):  # each call gets a live connection: none fails
+        assert store.get("thread", f"thread_{i % 4}") is not None
+    with store.transaction() as tx:
+        assert tx.get("thread", "thread_0") is not None
+    store.close()
+
+
+def test_the_uri_connect_timeout_is_how_long_a_call_waits() -> None:
+    assert uri_timeout("postgresql://h/db") == 10.0
+    assert uri_timeout("postgresql://h/db?connect_timeout=3") == 3.0
+    assert uri_timeout("postgresql://h/db?connect_timeout=0") == 10.0  # libpq: wait forever
+    assert uri_timeout("postgresql://h/db?connect_timeout=x") == 10.0
+
+
+def test_a_full_pool_is_a_store_error_after_the_timeout(pg_uri: str) -> None:
+    store = PostgresStore(pg_uri, max_connections=1, timeout=0.2)
+    full = r"no free connection within 0.2s \(all 1 are in use\)"
+    # The transaction holds the only connection.
+    with store.transaction(), pytest.raises(StoreError, match=full):
+        store.get("thread", "thread_1")
+    assert store.get("thread", "thread_1") is None
+    store.close()
+
+
 FORK = """
 import gc, os, sys, warnings
 warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork() of a threaded process
@@ -199,8 +286,8 @@ if pid == 0:
     assert store.get("thread", "thread_1") is not None
     store.close()
     # Even closing what the child inherited (libpq's goodbye on each socket) leaves them be.
-    from compat.store import postgres
-    for _, inherited in postgres._inherited:
+    from compat.store import _pg_pool
+    for inherited in _pg_pool._inherited:
         for conn in inherited:
             conn.close()
     gc.collect()
