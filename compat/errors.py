@@ -18,6 +18,13 @@ compat's own configuration and translation errors::
 
 An upstream failure *after* a run started is not an exception either: the stream ends with
 ``thread.run.failed`` and ``run.last_error``.
+
+``StoreError`` reaches the caller of ``compat.store`` (and ``python -m compat copy-store``). A
+facade call on the ``responses`` backend returns it instead, as the Assistant API returns a
+failure on its own side: HTTP 500, ``code="InternalError"``, ``message="compat's store failed:
+<store>: <reason>"`` (a stream's one ``(None, {...})`` item), and mid-run the stream ends with
+``thread.run.failed``, ``last_error.code == "store_error"``. Every exception of sqlite3 and
+psycopg becomes ``StoreError`` at one place, ``compat.store.base.store_errors``.
 """
 
 from __future__ import annotations

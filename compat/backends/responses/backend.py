@@ -3,22 +3,34 @@
 CRUD on assistants, threads, messages, runs and steps is served from the ``Store``; runs are
 driven by ``runs.RunExecutor``. Replies and errors have the Assistant API's shapes (unknown ids:
 HTTP 400 ``InvalidParameter``, "The specified thread has been deleted or does not exist.").
+
+A store that fails (unreachable, full, locked) is a failure on the service's side, answered as
+the Assistant API answers its own: HTTP 500 ``InternalError``, returned, never raised (see
+``store_failed``; every backend method, sync, async and streamed, goes through it).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import inspect
 import threading
-from collections.abc import Awaitable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from compat import _objects as o
 from compat._ids import new_id, now_ms
-from compat.backends import JSON, CallOptions, Reply, error_stream
+from compat._log import logger, redact
+from compat.backends import JSON, Backend, CallOptions, Reply, error_stream
 from compat.backends.responses import request as rq
 from compat.backends.responses.runs import RunExecutor
+from compat.errors import StoreError
 from compat.store import Record, Store, default_store_path, open_store
 
-__all__ = ["ResponsesBackend"]
+__all__ = ["ResponsesBackend", "store_failed"]
+
+_log = logger(__name__)
+_C = TypeVar("_C", bound=type)
 
 
 def ok(obj: JSON) -> JSON:
@@ -39,6 +51,50 @@ def error(status_code: int, code: str, message: str) -> JSON:
 
 def not_found(thing: str) -> JSON:
     return error(400, "InvalidParameter", o.not_found_message(thing))
+
+
+def store_failed(exc: StoreError) -> JSON:
+    """What a call answers when compat's store fails: the Assistant API's own server failure."""
+    return error(500, "InternalError", f"compat's store failed: {exc}")
+
+
+def _answered(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` answering a StoreError as ``store_failed`` (as a stream's one item if streamed),
+    whether it is raised by the call or by the awaitable the call returns (``compat.aio``)."""
+
+    @functools.wraps(method)
+    def call(self: Any, *args: Any) -> Any:
+        streamed = any(isinstance(arg, dict) and arg.get("stream") for arg in args)
+        try:
+            reply = method(self, *args)
+        except StoreError as exc:
+            return _failed(method.__name__, exc, streamed)
+        if inspect.isawaitable(reply):
+            return _awaited_or_failed(method.__name__, reply, streamed)
+        return reply
+
+    return call
+
+
+async def _awaited_or_failed(name: str, reply: Awaitable[Any], streamed: bool) -> Any:
+    try:
+        return await reply
+    except StoreError as exc:
+        return _failed(name, exc, streamed)
+
+
+def _failed(name: str, exc: StoreError, streamed: bool) -> Reply:
+    _log.warning("%s: compat's store failed: %s", name, redact(str(exc)))
+    err = store_failed(exc)
+    return error_stream(err) if streamed else err
+
+
+def _store_failures_answered(cls: _C) -> _C:
+    """Wrap every method of the ``Backend`` protocol in ``_answered``."""
+    for name, member in vars(Backend).items():
+        if callable(member) and not name.startswith("_"):
+            setattr(cls, name, _answered(getattr(cls, name)))
+    return cls
 
 
 def _page(store: Store, kind: Any, parent_id: str | None, query: JSON) -> JSON:
@@ -71,6 +127,7 @@ def _page(store: Store, kind: Any, parent_id: str | None, query: JSON) -> JSON:
     )
 
 
+@_store_failures_answered
 class ResponsesBackend:
     """Serves every facade method from the store and DashScope's Responses API."""
 
@@ -236,7 +293,13 @@ class ResponsesBackend:
             return _as_reply(not_found("assistant"), params)
         thread, items = self._new_thread(params.get("thread") or {})
         store.put_many(items)
-        return self.executor(opts).start(thread["id"], params, opts, created_thread=thread)
+        try:
+            return self.executor(opts).start(thread["id"], params, opts, created_thread=thread)
+        except StoreError:
+            # Nothing the failed call created survives it, if the store takes the delete.
+            with contextlib.suppress(StoreError):
+                store.delete("thread", thread["id"])
+            raise
 
     def retrieve_run(self, thread_id: str, run_id: str, opts: CallOptions) -> JSON:
         run = self.executor(opts).read_run(thread_id, run_id)

@@ -182,37 +182,58 @@ class Drive:
             once(_log, "item", kind, "ignored unknown Responses output item type %r", kind)
         if run["status"] == "requires_action":
             run["expires_at"] = now_ms() + REQUIRES_ACTION_SECONDS * 1000
-        response_ids = [t.response_id] if t.response_id else []
-        try:
-            with self.store.transaction() as tx:
-                record = tx.get("run", job.run_id)
-                if record is None:
-                    return out  # its thread was deleted: nothing to write back
-                meta = {
-                    "response_ids": [*record.meta.get("response_ids", []), *response_ids],
-                    "usage": t.total_usage,
-                    "pending": list(t.pending_tool_calls),
-                    "tool_step_id": _tool_step_id(t),
-                    "cursor": job.history.cursor,
-                    "system": job.system,
-                    "lease": None,
-                }
-                try:
-                    stored = transition(tx, job.run_id, trigger, run, meta)
-                except lifecycle.IllegalMove:
-                    return _with_terminal(out, record.data)
-                for message in t.messages:
-                    if message["id"] not in job.stored_messages:
-                        tx.put("message", _clean(message), {})
-                for step in t.steps:
-                    tx.put("step", _clean(step))
-                _after_run(tx, stored, t.response_id)
-        except StoreError:
-            # The end could not be stored: the lease lapses and a reader reaps the run later.
+        # A write that failed on a connection the store lost is tried once more (the move is a
+        # compare-and-set: if the first attempt did commit, the second finds the run moved on).
+        attempts = 1 if (error or {}).get("code") == "store_error" else 2
+        raw_error = bool(out) and out[-1][0] == _ERROR
+        ended: tuple[JSON, bool] | None = None
+        for attempt in range(attempts):
+            try:
+                with self.store.transaction() as tx:
+                    ended = self._store_end(tx, trigger, run)
+                break
+            except StoreError as exc:
+                if attempt + 1 < attempts:
+                    continue
+                # Not stored: say so; the lease lapses and a reader reaps the run later.
+                _log.warning("run %s: its end could not be stored: %s", run["id"], redact(str(exc)))
+                return out if raw_error else _with_terminal(out, _unstored(run, exc))
+        if ended is None:
             return out
-        if out and out[-1][0] == _ERROR:
+        stored, moved = ended
+        if moved and raw_error:
             return out  # stored failed; reported as the Assistant API reports it, raw
-        return _with_terminal(out, stored.data)
+        return _with_terminal(out, stored)
+
+    def _store_end(self, tx: Tx, trigger: str, run: JSON) -> tuple[JSON, bool] | None:
+        """Write the end in ``tx``: the run as stored afterwards and whether this move stored
+        it (False: it had moved on), or None if it is gone."""
+        job = self.job
+        t = job.translator
+        record = tx.get("run", job.run_id)
+        if record is None:
+            return None  # its thread was deleted: nothing to write back
+        response_ids = [t.response_id] if t.response_id else []
+        meta = {
+            "response_ids": [*record.meta.get("response_ids", []), *response_ids],
+            "usage": t.total_usage,
+            "pending": list(t.pending_tool_calls),
+            "tool_step_id": _tool_step_id(t),
+            "cursor": job.history.cursor,
+            "system": job.system,
+            "lease": None,
+        }
+        try:
+            stored = transition(tx, job.run_id, trigger, run, meta)
+        except lifecycle.IllegalMove:
+            return record.data, False  # cancelled, reaped, or (a retry) already stored
+        for message in t.messages:
+            if message["id"] not in job.stored_messages:
+                tx.put("message", _clean(message), {})
+        for step in t.steps:
+            tx.put("step", _clean(step))
+        _after_run(tx, stored, t.response_id)
+        return stored.data, True
 
 
 def stream_sync(
@@ -363,6 +384,19 @@ def _with_terminal(out: Items, stored: JSON) -> Items:
     """``out`` with its terminal run event replaced by the stored run's own."""
     kept = [(event, payload) for event, payload in out if event not in _TERMINAL_EVENTS]
     return [*kept, (f"thread.run.{stored['status']}", dict(stored))]
+
+
+def _unstored(run: JSON, exc: StoreError) -> JSON:
+    """The run's terminal payload when the store would not take its end: failed, store_error."""
+    return dict(
+        run,
+        status="failed",
+        failed_at=run.get("failed_at") or now_ms(),
+        completed_at=None,
+        cancelled_at=None,
+        required_action=None,
+        last_error={"code": "store_error", "message": f"compat's store failed: {exc}"},
+    )
 
 
 def _tool_step_id(t: ResponsesTranslator) -> str | None:
