@@ -6,8 +6,9 @@ lifecycle move (``compat.store.transition``), and decides the closing events. Th
 ``stream_sync`` and ``stream_async``, only pull events and feed them; they are the same loop
 written once with ``for`` and once with ``async for``.
 
-Reading stops at the first terminal event: what the upstream sends after it is not read. The
-terminal event is emitted after the store has taken the run's end.
+Reading stops at the first terminal event: what the upstream sends after it is not read. An
+event is emitted after the store has what it says (the terminal event after the run's end);
+a batch that creates nothing waits for the next one and shares its write (``Drive.progress``).
 """
 
 from __future__ import annotations
@@ -101,39 +102,60 @@ class Drive:
         self.owners = executor.owners
         self.job = job
         self.finished = False
+        #: events held back with their write until the next batch (see ``progress``)
+        self.held: Items = []
 
     def progress(self, out: Items) -> list[tuple[str | None, Any]]:
-        """Store what these (non-terminal) events say, and return them typed."""
+        """Store what these (non-terminal) events say; return the events to emit now, typed.
+
+        A batch that creates nothing (the run began, a message finished) is held back with its
+        write until the next batch arrives (or the upstream's next event, or the response's
+        end): both are stored in one transaction and emitted after it. An event never runs
+        ahead of the store, and a plain run costs three commits (the claim, the start with its
+        first message and step, the end with the message's completion).
+        """
         job = self.job
+        if self.held:
+            out, self.held = [*self.held, *out], []
+            holding = False
+        else:
+            holding = True
         items: list[tuple[Any, JSON]] = []
         started = False
         for event, payload in out:
             if event in _MESSAGE_WRITES:
                 items.append(("message", _clean(payload)))
+                holding = holding and event != "thread.message.created"
             elif event.startswith("thread.run.step.") and event != "thread.run.step.delta":
                 items.append(("step", _clean(payload)))
+                holding = holding and event != "thread.run.step.created"
             elif event == "thread.run.in_progress":
                 started = True
-        if items or started:
-            with self.store.transaction() as tx:
-                try:
-                    if started:
-                        transition(tx, job.run_id, "start", _driver_fields(job.translator.run))
-                    elif tx.get("run", job.run_id) is None:
-                        raise RunGone(job.run_id)
-                except (RunGone, lifecycle.IllegalMove):
-                    # Deleted with its thread, cancelling, or reaped: write nothing; end it.
-                    job.stop()
-                    return typed(out)
-                for kind, data in items:
-                    tx.put(kind, data, {})
-                    if kind == "message" and data["status"] != "in_progress":
-                        job.stored_messages.add(data["id"])
+        if not (items or started):
+            return typed(out)
+        if holding:
+            self.held = out
+            return []
+        with self.store.transaction() as tx:
+            try:
+                if started:
+                    transition(tx, job.run_id, "start", _driver_fields(job.translator.run))
+                elif tx.get("run", job.run_id) is None:
+                    raise RunGone(job.run_id)
+            except (RunGone, lifecycle.IllegalMove):
+                # Deleted with its thread, cancelling, or reaped: write nothing; end it.
+                job.stop()
+                return typed(out)
+            for kind, data in items:
+                tx.put(kind, data, {})
+                if kind == "message" and data["status"] != "in_progress":
+                    job.stored_messages.add(data["id"])
         return typed(out)
 
     def end(self, out: Items, error: BaseException | None) -> list[tuple[str | None, Any]]:
         """The response ended (``out``: its terminal events, if the loop saw them)."""
         t = self.job.translator
+        held, self.held = self.held, []
         if not t.settled:
             if isinstance(error, TranslationError):
                 out = t.fail("invalid_stream", str(error))
@@ -146,7 +168,7 @@ class Drive:
             else:
                 out = t.finish()
         self.finished = True
-        return typed(self.settle(out))
+        return typed(self.settle([*held, *out]))
 
     def abort(self) -> None:
         """The consumer closed the stream (or dropped it, or its task was cancelled)."""
@@ -260,8 +282,10 @@ def stream_sync(
                     out = feed(event)
                     del event  # not kept while the next is read (a final one holds all the text)
                     if not out:
+                        if drive.held:  # the next event came: what was held waits no longer
+                            yield from drive.progress([])
                         continue
-                    if len(out) == 1 and out[0][0] == _DELTA:
+                    if len(out) == 1 and out[0][0] == _DELTA and not drive.held:
                         yield out[0]  # the hot path: the translator typed the delta itself
                         continue
                     if translator.settled:
@@ -305,8 +329,11 @@ async def stream_async(
                     out = feed(event)
                     del event
                     if not out:
+                        if drive.held:
+                            for item in await store(drive.progress, []):
+                                yield item
                         continue
-                    if len(out) == 1 and out[0][0] == _DELTA:
+                    if len(out) == 1 and out[0][0] == _DELTA and not drive.held:
                         yield out[0]
                         continue
                     if translator.settled:
