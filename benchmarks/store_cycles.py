@@ -7,9 +7,10 @@ responses backend against compat's emulator, which runs in its own process on lo
 default reply), for each store (memory, SQLite in a temporary directory, PostgreSQL) and each
 worker count. Reported per row: cycles per second (and the ratio to memory with the same
 workers), p50/p99 of ``Runs.create`` to its first event, and for PostgreSQL the statements
-sent and the write transactions committed per cycle (the store's own counts). ``pg-async`` is
-the same database with ``synchronous_commit=off`` in the URI: commits do not wait for the WAL
-flush, which shows what the server's fsync costs.
+sent, the round trips waited for and the write transactions committed per cycle (the store's
+own counts). ``pg-async`` is the same database with ``synchronous_commit=off`` in the URI:
+commits do not wait for the WAL flush, which shows what the server's fsync costs. Before the
+rows, one worker's streamed runs alone are counted: what one run costs PostgreSQL.
 
 PostgreSQL comes from ``--pg-uri`` or ``COMPAT_TEST_PG_URI`` (``eval "$(.ci/pg-start)"``);
 without one its rows are left out. Each run empties the database's compat tables first.
@@ -98,14 +99,41 @@ def measure(spec: str, workers: int, seconds: float) -> tuple[float, list[float]
     return sum(counts) / elapsed, latencies, sum(counts)
 
 
-def pg_counts() -> tuple[int, int]:
-    """(statements sent, write transactions) of the open PostgreSQL stores of this process."""
+def pg_counts() -> tuple[int, int, int]:
+    """(statements sent, round trips, write transactions) of this process's PostgreSQL stores."""
     if "compat.store.postgres" not in sys.modules:
-        return 0, 0
+        return 0, 0, 0
     from compat.store import postgres
 
     stores = list(postgres._open_stores)
-    return sum(s.statements for s in stores), sum(s.commits for s in stores)
+    return (
+        sum(s.statements for s in stores),
+        sum(s.round_trips for s in stores),
+        sum(s.commits for s in stores),
+    )
+
+
+def per_run(spec: str, runs: int) -> tuple[float, float, float]:
+    """What one streamed run (``Runs.create`` read to its end) costs the store, on average.
+
+    One worker, so that the counts are the run's own: its claim, its reads of the thread's
+    history, its writes as it moves, and its end (and the lease keeper's look at the run, if a
+    run outlasts its 0.2 s poll).
+    """
+    compat.configure(backend="responses", store=spec)
+    assistant = compat.Assistants.create(model="qwen-plus", instructions="Be brief.")
+    spent = [0, 0, 0]
+    for _ in range(runs):
+        thread = compat.Threads.create(messages=[{"role": "user", "content": "Hi"}])
+        before = pg_counts()
+        for event, data in compat.Runs.create(thread.id, assistant_id=assistant.id, stream=True):
+            if event is None:
+                raise RuntimeError(f"the run failed: {data}")
+        after = pg_counts()
+        spent = [total + a - b for total, a, b in zip(spent, after, before, strict=True)]
+    compat.configure(reset=True)
+    statements, round_trips, commits = (n / runs for n in spent)
+    return statements, round_trips, commits
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -141,6 +169,12 @@ def main() -> int:
             print("no --pg-uri or COMPAT_TEST_PG_URI: PostgreSQL rows left out\n")
         rows = []
         baseline: dict[int, float] = {}
+        if "postgresql" in specs and "postgresql" in stores:
+            statements, round_trips, commits = per_run(specs["postgresql"], 20)
+            print(
+                f"one streamed run on PostgreSQL: {statements:.1f} statements, "
+                f"{round_trips:.1f} round trips, {commits:.1f} commits (20 runs, one worker)\n"
+            )
         for name in stores:
             if name not in specs:
                 continue
@@ -148,7 +182,7 @@ def main() -> int:
                 before = pg_counts()
                 rate, latencies, cycles = measure(specs[name], workers, args.seconds)
                 after = pg_counts()
-                sent = (after[0] - before[0], after[1] - before[1])
+                sent = (after[0] - before[0], after[1] - before[1], after[2] - before[2])
                 if name == "memory":
                     baseline[workers] = rate
                 rows.append((name, workers, rate, latencies, cycles, sent))
@@ -157,16 +191,16 @@ def main() -> int:
 
     print(
         f"{'store':<11}{'workers':>8}{'cycles/s':>10}{'vs memory':>11}"
-        f"{'p50 ms':>9}{'p99 ms':>9}{'stmts/cycle':>13}{'commits/cycle':>15}"
+        f"{'p50 ms':>9}{'p99 ms':>9}{'stmts/cycle':>13}{'trips/cycle':>13}{'commits/cycle':>15}"
     )
     for name, workers, rate, latencies, cycles, sent in rows:
         ratio = f"{rate / baseline[workers]:.2f}x" if workers in baseline else "-"
         # The warm-up cycle is counted too.
-        stmts, commits = (f"{n / (cycles + 1):.1f}" if sent[1] else "-" for n in sent)
+        stmts, trips, commits = (f"{n / (cycles + 1):.1f}" if sent[2] else "-" for n in sent)
         print(
             f"{name:<11}{workers:>8}{rate:>10.1f}{ratio:>11}"
             f"{statistics.median(latencies) * 1000:>9.1f}"
-            f"{percentile(latencies, 0.99) * 1000:>9.1f}{stmts:>13}{commits:>15}"
+            f"{percentile(latencies, 0.99) * 1000:>9.1f}{stmts:>13}{trips:>13}{commits:>15}"
         )
     print(f"\n{args.seconds:g} s per row; python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     return 0
