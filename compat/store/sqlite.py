@@ -35,6 +35,7 @@ from .base import (
     apply_update,
     check_kind,
     decode,
+    store_errors,
     window,
 )
 
@@ -310,14 +311,11 @@ class SQLiteStore(TransitionMixin):
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
         """A pooled connection; sqlite3 errors come out as StoreError."""
-        try:
+        with store_errors(str(self.path)):
             conn = self._acquire()
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: {exc}") from exc
         try:
-            yield conn
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: {exc}") from exc
+            with store_errors(str(self.path)):
+                yield conn
         finally:
             self._release(conn)
 
@@ -340,23 +338,20 @@ class SQLiteStore(TransitionMixin):
         times = _lock_times
         asked = time.monotonic() if times is not None else 0.0
         writer: Writer | None = None
-        try:
-            with self._locked():
-                writer = self._open_writer()
-                begin(writer, self._busy_timeout)
-                held = time.monotonic() if times is not None else 0.0
-                try:
-                    yield writer
-                    writer.execute("COMMIT")
-                except BaseException:
-                    if writer.in_transaction:
-                        self._rollback(writer)
-                    raise
-                finally:
-                    if times is not None:
-                        times.append((held - asked, time.monotonic() - held))
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: {exc}") from exc
+        with store_errors(str(self.path)), self._locked():
+            writer = self._open_writer()
+            begin(writer, self._busy_timeout)
+            held = time.monotonic() if times is not None else 0.0
+            try:
+                yield writer
+                writer.execute("COMMIT")
+            except BaseException:
+                if writer.in_transaction:
+                    self._rollback(writer)
+                raise
+            finally:
+                if times is not None:
+                    times.append((held - asked, time.monotonic() - held))
         if writer is not None and writer.wal_frames:
             self._after_commit(writer.wal_frames)
 
