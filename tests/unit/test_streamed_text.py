@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compat._objects import run_object
-from compat.backends.responses._item import Item
+from compat.backends.responses._item import Item, TextBuffer
 from compat.backends.responses.translate import ResponsesTranslator
 
 JSON = dict[str, Any]
@@ -195,3 +195,21 @@ def test_many_deltas_hold_memory_in_proportion_to_the_text_not_to_the_deltas() -
     text = t.partial_message()["content"][0]["text"]["value"]  # type: ignore[index]
     assert len(text) == 1 + sum(len(f"好{i}") for i in range(count))
     assert held < 1.5 * sys.getsizeof(text) + 4096
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(max_size=5), max_size=700))
+def test_the_text_buffer_is_the_deltas_joined_at_every_point(deltas: list[str]) -> None:
+    buffer, so_far = TextBuffer(), ""
+    for delta in deltas:
+        buffer.write(delta)
+        so_far += delta
+        assert buffer.getvalue() == so_far
+
+
+def test_the_text_buffer_holds_few_objects_however_many_deltas() -> None:
+    buffer = TextBuffer()
+    for i in range(200_000):
+        buffer.write(f"好{i % 10}")
+    assert buffer.getvalue() == "".join(f"好{i % 10}" for i in range(200_000))
+    assert len(buffer._parts) < 80  # blocks: O(log n); loose deltas: fewer than one block's

@@ -1,27 +1,62 @@
 """One output item on its way through the stream, and its streamed text, held flat.
 
 Pure, like ``translate``. A message's text, a code_interpreter call's code and a function
-call's arguments arrive as many small deltas, a few characters each. The item writes them into
-one growing buffer (``io.StringIO``: one string in the narrowest character width the text
-needs, grown in place by C code, nothing translated), so it holds the text and not the deltas:
-a list of the delta strings kept one object per delta, ~60 bytes of header and pointer around a
-few characters (a 100,000-delta message held ~9 MiB for 1.5 MiB of text). Memory is the text's
-(a quarter more at most while it grows), whatever the number of deltas.
+call's arguments arrive as many small deltas, a few characters each. A list of the delta strings
+keeps one object per delta, ~60 bytes of header and pointer around a few characters (a
+100,000-delta message held ~9 MiB for 1.5 MiB of text). The item's ``TextBuffer`` folds its
+deltas into blocks as they come, so it holds the text and not the deltas, on every Python
+(``io.StringIO`` does so only from 3.12: before, it kept a list of the pieces written, too).
 
 ``text_so_far`` may be called from another thread (the lease keeper's checkpoint) while the
-driver's thread streams: each buffer call is one C call (atomic under the GIL), and
-``end_text`` sets ``final`` before it lets the buffer go, so a reader sees one or the other.
+driver's thread streams: a buffer's reads and folds are each one C call on its list (atomic
+under the GIL), and ``end_text`` sets ``final`` before it lets the buffer go, so a reader sees
+one or the other.
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Item"]
+__all__ = ["Item", "TextBuffer"]
 
 JSON = dict[str, Any]
+
+#: Deltas joined into one block at a time.
+_DELTAS_PER_BLOCK = 64
+
+
+class TextBuffer:
+    """A growing text made of small pieces, held as a few large strings.
+
+    ``parts`` is ``[block, ..., block, delta, ..., delta]``. Every ``_DELTAS_PER_BLOCK`` deltas
+    are joined into a block, and a block at least as long as the one before it is joined with
+    it (a binary counter): blocks shrink from first to last, there are O(log n) of them, and
+    each character is copied O(log n) times in all.
+    """
+
+    __slots__ = ("_blocks", "_parts")
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+        self._blocks = 0  # how many of ``_parts`` (at the front) are blocks
+
+    def write(self, delta: str) -> None:
+        parts = self._parts
+        parts.append(delta)
+        blocks = self._blocks
+        if len(parts) - blocks < _DELTAS_PER_BLOCK:
+            return
+        # Each slice assignment is one C call: a reader (``getvalue``) sees before or after.
+        parts[blocks:] = ["".join(parts[blocks:])]
+        blocks += 1
+        while blocks > 1 and len(parts[blocks - 1]) >= len(parts[blocks - 2]):
+            parts[blocks - 2 : blocks] = [parts[blocks - 2] + parts[blocks - 1]]
+            blocks -= 1
+        self._blocks = blocks
+
+    def getvalue(self) -> str:
+        return "".join(self._parts)
 
 
 @dataclass(eq=False)
@@ -36,7 +71,7 @@ class Item:
     name: str = ""  # the tool type, or the function name
     index: int = 0
     #: the text streamed so far: None before the first delta, and once the text ended
-    text: io.StringIO | None = None
+    text: TextBuffer | None = None
     #: the finished text (a function call's: its arguments; None while the call is open)
     final: str | None = None
     item_type: str | None = None  # the upstream item type
@@ -49,7 +84,7 @@ class Item:
         """One delta of the item's text (``feed``'s hot path writes to ``text`` itself)."""
         buffer = self.text
         if buffer is None:
-            buffer = self.text = io.StringIO(newline="\n")  # "\n": line ends kept as they came
+            buffer = self.text = TextBuffer()
         buffer.write(delta)
 
     def text_so_far(self) -> str:
