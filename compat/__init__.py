@@ -10,6 +10,7 @@ and pick what serves the calls with ``COMPAT_BACKEND`` (``responses``, the defau
 
 from __future__ import annotations
 
+import compat._exit  # noqa: F401  (compat's exit handler, registered before the program's)
 from compat._config import Settings, configure, current_settings
 from compat._facade import Assistants, Threads
 from compat._facade_runs import Messages, Runs, Steps

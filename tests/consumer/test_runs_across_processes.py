@@ -304,12 +304,11 @@ def test_a_process_that_exits_normally_finishes_its_non_streamed_runs(
 
 AT_EXIT = """
 import atexit, sys
-sys.path.insert(0, sys.argv[1])
-import compat
-compat.configure(backend="responses", store=sys.argv[2])
 
 def at_exit():
-    # the interpreter refuses new threads by now (Python 3.12+): no keeper, no worker thread
+    # Python 3.12+ refuses new threads by now; before 3.12 a thread started now is not waited
+    # for unless compat's own exit handler runs after this one
+    import compat
     assistant = compat.Assistants.create(model="qwen-plus")
     thread = compat.Threads.create(messages=[{"role": "user", "content": "Hi"}])
     stream = compat.Runs.create(thread.id, assistant_id=assistant.id, stream=True)
@@ -319,15 +318,25 @@ def at_exit():
     run = compat.Runs.create(other.id, assistant_id=assistant.id)
     print(other.id, run.id, run.status, flush=True)
 
-atexit.register(at_exit)
+sys.path.insert(0, sys.argv[1])
+if sys.argv[3] == "before":  # the program's handler is registered before compat is imported
+    atexit.register(at_exit)
+import compat
+compat.configure(backend="responses", store=sys.argv[2])
+if sys.argv[3] == "after":
+    atexit.register(at_exit)
 """
 
 
-def test_runs_started_at_interpreter_exit_still_complete(shared: tuple[Emulator, str]) -> None:
+@pytest.mark.parametrize("registered", ["before", "after"])
+def test_runs_started_at_interpreter_exit_still_complete(
+    shared: tuple[Emulator, str], registered: str
+) -> None:
     emu, store = shared
+    emu.queue(Scenario.text("word " * 20), Scenario.text("word " * 60).paced(0.01))
     env = dict(os.environ, **emu.env())
     result = subprocess.run(
-        [sys.executable, "-c", AT_EXIT, str(ROOT), store],
+        [sys.executable, "-c", AT_EXIT, str(ROOT), store, registered],
         capture_output=True,
         text=True,
         timeout=120,

@@ -20,7 +20,6 @@ calls: ``_prepare`` builds a response's request and job, ``_open``/``_aopen`` se
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import threading
 import time
@@ -29,6 +28,7 @@ from typing import Any
 
 from compat import _objects as o
 from compat import lifecycle
+from compat._exit import exiting, on_exit
 from compat._ids import new_id, now_ms
 from compat._log import logger
 from compat.backends import JSON, CallOptions, Reply
@@ -284,11 +284,14 @@ class RunExecutor:
         with self._background_lock:
             self._background[job.run_id] = worker
         reply = ok(clean(job.translator.run))  # as stored before the worker starts: queued
+        if exiting():  # nothing would wait for the worker: the run is driven here
+            self._drain(job)
+            return reply
         try:
             worker.start()
         except RuntimeError:
-            # No new threads at interpreter shutdown (a call from an atexit handler): drive the
-            # run here instead; the reply is still the run as created.
+            # No new threads at interpreter shutdown (Python 3.12+ refuses them in an atexit
+            # handler): drive the run here instead; the reply is still the run as created.
             self._drain(job)
         return reply
 
@@ -518,7 +521,7 @@ def _finish_all_background() -> None:
         executor.finish_background(timeout)
 
 
-atexit.register(_finish_all_background)
+on_exit(_finish_all_background)
 
 
 async def _adrain(items: Any) -> None:
