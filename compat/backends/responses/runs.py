@@ -284,15 +284,15 @@ class RunExecutor:
         with self._background_lock:
             self._background[job.run_id] = worker
         reply = ok(clean(job.translator.run))  # as stored before the worker starts: queued
-        if exiting():  # nothing would wait for the worker: the run is driven here
-            self._drain(job)
-            return reply
-        try:
-            worker.start()
-        except RuntimeError:
-            # No new threads at interpreter shutdown (Python 3.12+ refuses them in an atexit
-            # handler): drive the run here instead; the reply is still the run as created.
-            self._drain(job)
+        # Once compat's exit handler has begun nothing waits for a worker, and Python 3.12+
+        # starts none in an atexit handler: the run is then driven here (the reply unchanged).
+        if not exiting():
+            try:
+                worker.start()
+                return reply
+            except RuntimeError:
+                pass
+        self._drain(job)
         return reply
 
     def _drain(self, job: Job) -> None:
