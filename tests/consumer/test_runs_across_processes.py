@@ -302,6 +302,48 @@ def test_a_process_that_exits_normally_finishes_its_non_streamed_runs(
     assert answer.content[0].text.value.split() == ["word"] * 60
 
 
+STUCK_AT_EXIT = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import compat
+from tests.consumer.held import wait_for
+compat.configure(backend="responses", store=sys.argv[2], exit_timeout=1)
+assistant = compat.Assistants.create(model="qwen-plus")
+thread = compat.Threads.create(messages=[{"role": "user", "content": "Hi"}])
+run = compat.Runs.create(thread.id, assistant_id=assistant.id)
+wait_for(lambda: len(compat.Messages.list(thread.id).data) == 2, "the answer to begin")
+print(assistant.id, thread.id, run.id, flush=True)
+"""  # and exit while the upstream is silent: compat waits exit_timeout, not the stall
+
+
+def test_a_run_unfinished_when_the_exit_timeout_ends_is_expired_and_the_process_exits(
+    shared: tuple[Emulator, str],
+) -> None:
+    emu, store = shared
+    emu.queue(stalled("Partial answer"))  # silent for two minutes after its first words
+    env = dict(os.environ, **emu.env())
+    result = subprocess.run(  # the bound is well below the stall: waiting it out would fail
+        [sys.executable, "-c", STUCK_AT_EXIT, str(ROOT), store],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=True,
+    )
+    assistant_id, thread_id, run_id = result.stdout.split()
+    run = compat.Runs.retrieve(run_id, thread_id=thread_id)
+    assert (run.status, run.last_error["code"]) == ("expired", "worker_lost")
+    assert "COMPAT_EXIT_TIMEOUT" in run.last_error["message"]
+    (message, _) = compat.Messages.list(thread_id).data
+    assert (message.role, message.status) == ("assistant", "incomplete")
+    assert message.content[0].text.value == "Partial answer"  # the text so far is kept
+    (step,) = compat.Steps.list(run_id, thread_id=thread_id).data
+    assert step.step_details.message_creation.message_id == message.id
+    assert step.status == "expired"
+    again = compat.Runs.create(thread_id, assistant_id=assistant_id)  # the thread is free
+    assert compat.Runs.wait(again.id, thread_id=thread_id).status == "completed"
+
+
 AT_EXIT = """
 import atexit, sys
 

@@ -38,6 +38,7 @@ __all__ = [
     "RunOwnership",
     "claim_thread",
     "expire_run",
+    "keep_text",
     "lapsed",
     "lease",
     "release_thread",
@@ -108,6 +109,15 @@ def expire_run(tx: Tx, record: Record, message: str) -> Record:
             tx.put("step", dict(step, status="expired", expired_at=now), step_record.meta)
     release_thread(tx, data["thread_id"], data["id"])
     return expired
+
+
+def keep_text(tx: Tx, checkpoint: dict[str, Any] | None) -> None:
+    """Store the unfinished message's text so far (``Job.checkpoint``) while it is unfinished."""
+    if checkpoint is None:
+        return
+    stored = tx.get("message", checkpoint["id"])
+    if stored is not None and stored.data.get("status") == "in_progress":
+        tx.put("message", checkpoint, stored.meta)
 
 
 def claim_thread(tx: Tx, thread: Record, run: dict[str, Any], meta: dict[str, Any]) -> str | None:
@@ -263,10 +273,7 @@ class RunOwnership:
                 current.data,
                 dict(current.meta, lease=lease(tx.now_ms(), job.lease_seconds)),
             )
-            if checkpoint is not None:
-                stored = tx.get("message", checkpoint["id"])
-                if stored is not None and stored.data.get("status") == "in_progress":
-                    tx.put("message", checkpoint, stored.meta)
+            keep_text(tx, checkpoint)
         with self._lock:
             if job.run_id in self._renewed:
                 self._renewed[job.run_id] = time.monotonic()

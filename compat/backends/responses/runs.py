@@ -50,6 +50,7 @@ from compat.backends.responses.ownership import (
     RunOwnership,
     claim_thread,
     expire_run,
+    keep_text,
     lapsed,
     lease,
     release_thread,
@@ -484,7 +485,10 @@ class RunExecutor:
 
     # -- process exit ------------------------------------------------------------------------
     def finish_background(self, timeout: float) -> None:
-        """Let non-streamed runs finish, up to ``timeout`` s; expire those still running."""
+        """Let non-streamed runs finish, up to ``timeout`` s; expire those still running.
+
+        An expired run's message keeps its text so far, as a lease renewal would have stored it.
+        """
         deadline = time.monotonic() + timeout
         with self._background_lock:
             workers = dict(self._background)
@@ -493,11 +497,13 @@ class RunExecutor:
         for run_id, worker in workers.items():
             if not worker.is_alive():
                 continue
+            job = self.owners.job(run_id)
+            text_so_far = job.checkpoint() if job is not None else None
             with contextlib.suppress(StoreError), self.store.transaction() as tx:
                 record = tx.get("run", run_id)
                 if record is not None and record.data["status"] in lifecycle.DRIVEN:
+                    keep_text(tx, text_so_far)
                     expire_run(tx, record, _EXITED.format(timeout=timeout))
-            job = self.owners.job(run_id)
             if job is not None:
                 job.stop()
 
