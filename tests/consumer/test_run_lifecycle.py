@@ -387,6 +387,40 @@ def test_a_store_error_mid_run_fails_the_run_and_frees_the_thread(responses: Emu
     assert compat.Runs.wait(again.id, thread_id=thread.id).status == "completed"
 
 
+class BlipStore(MemoryStore):
+    """A memory store whose next ``failures`` transactions fail, then work again (a blip)."""
+
+    failures = 0
+
+    def transaction(self) -> Any:
+        if self.failures:
+            self.failures -= 1
+            raise StoreError("database is locked (injected)")
+        return super().transaction()
+
+
+def test_a_store_error_mid_run_is_stored_failed_when_the_store_takes_the_end(
+    responses: Emulator,
+) -> None:
+    blip = BlipStore()
+    _install_store("blip-1", blip)
+    compat.configure(store="blip-1")  # the default lease: nothing is reaped during this test
+    responses.queue(Scenario.of(Text("First part."), Text("Second part.")).paced(0.005))
+    assistant, thread = setup("Hi")
+    stream = compat.Runs.create(thread.id, assistant_id=assistant.id, stream=True)
+    events_until_delta(stream)
+    blip.failures = 1  # the write of the second message's creation fails; the end's does not
+    events = [(e, d) for e, d in stream]
+    assert events[-1][0] == "thread.run.failed"
+    assert events[-1][1].last_error["code"] == "store_error"
+    (run,) = compat.Runs.list(thread.id).data
+    assert (run.status, run.last_error["code"]) == ("failed", "store_error")
+    # The end was stored, so the thread is free at once (no lease has to lapse).
+    again = compat.Runs.create(thread.id, assistant_id=assistant.id)
+    assert again.status_code == 200, again
+    assert compat.Runs.wait(again.id, thread_id=thread.id).status == "completed"
+
+
 # -- helpers -----------------------------------------------------------------------------------
 
 
