@@ -319,6 +319,39 @@ def test_a_submit_whose_request_fails_gives_the_run_back(responses: Emulator) ->
     assert compat.Runs.wait(run.id, thread_id=thread.id).status == "completed"
 
 
+class HistoryBlipStore(MemoryStore):
+    """A memory store whose next listing of messages fails (a blip while history is read)."""
+
+    fail_next_list = False
+
+    def list(self, kind: Any, **kwargs: Any) -> Any:
+        if kind == "message" and self.fail_next_list:
+            self.fail_next_list = False
+            raise StoreError("database is locked (injected)")
+        return super().list(kind, **kwargs)
+
+
+def test_a_submit_whose_history_cannot_be_read_gives_the_run_back(responses: Emulator) -> None:
+    blip = HistoryBlipStore()
+    _install_store("history-blip-1", blip)
+    compat.configure(store="history-blip-1", history="replay")  # a continuation reads history
+    responses.queue(Scenario.function_call("lookup", {"key": "a"}, then="Done."))
+    assistant, thread = setup("look it up", tools=[TOOL])
+    run = compat.Runs.create(thread.id, assistant_id=assistant.id)
+    (call,) = compat.Runs.wait(
+        run.id, thread_id=thread.id
+    ).required_action.submit_tool_outputs.tool_calls
+    outputs = [{"tool_call_id": call.id, "output": "A"}]
+    blip.fail_next_list = True
+    failed = compat.Runs.submit_tool_outputs(run.id, thread_id=thread.id, tool_outputs=outputs)
+    assert (failed.status_code, failed.code) == (500, "InternalError")
+    again = compat.Runs.retrieve(run.id, thread_id=thread.id)
+    assert again.status == "requires_action"  # not left queued for the lease to expire
+    assert again.required_action.submit_tool_outputs.tool_calls[0].id == call.id
+    compat.Runs.submit_tool_outputs(run.id, thread_id=thread.id, tool_outputs=outputs)
+    assert compat.Runs.wait(run.id, thread_id=thread.id).status == "completed"
+
+
 # -- what the driver does not own -------------------------------------------------------------
 
 

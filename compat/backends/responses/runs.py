@@ -400,16 +400,16 @@ class RunExecutor:
         if isinstance(claimed, dict):
             return reply_error(claimed, stream)
         record, continuation = claimed
-        opening = self._prepare(
-            record.data,
-            record.meta.get("request") or {},
-            opts,
-            continuation=continuation,
-            cursor=record.meta.get("cursor"),
-        )
-        if opts.asynchronous:
-            return self._asubmit(record, opening, stream)
-        try:
+        try:  # whatever fails before the stream (building the request too) gives the run back
+            opening = self._prepare(
+                record.data,
+                record.meta.get("request") or {},
+                opts,
+                continuation=continuation,
+                cursor=record.meta.get("cursor"),
+            )
+            if opts.asynchronous:
+                return self._asubmit(record, opening, stream)
             job = self._open(opening)
         except BaseException as exc:
             return self._submit_failed(record, exc, stream)
