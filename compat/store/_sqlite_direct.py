@@ -35,11 +35,12 @@ _OK, _ROW, _DONE = 0, 100, 101
 _BUSY, _CONSTRAINT = 5, 19
 _INTEGER, _NULL = 1, 5
 _OPEN_READWRITE = 0x00000002
-_TRANSIENT = ctypes.c_void_p(-1)  # SQLite copies bound text at once
+_STATIC = None  # SQLite reads bound text where it stands (kept alive until the reset)
 _P = ctypes.c_void_p
 _WAL_HOOK = ctypes.CFUNCTYPE(ctypes.c_int, _P, _P, ctypes.c_char_p, ctypes.c_int)
 
-Params = Sequence[str | int | None]
+#: A text parameter is a ``str``, or its UTF-8 (``bytes``, or ``bytearray`` for a long one).
+Params = Sequence[str | bytes | bytearray | int | None]
 
 _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "sqlite3_libversion_number": (ctypes.c_int, []),
@@ -119,6 +120,8 @@ class DirectConnection:
     module's exception types with SQLite's messages.
     """
 
+    utf8 = True  # text given as UTF-8 is bound as text
+
     def __init__(self, api: Api, path: str) -> None:
         self._api = api
         self._statements: dict[str, Any] = {}
@@ -159,8 +162,9 @@ class DirectConnection:
         """Run ``sql`` to its end; its rows (text, integer or NULL columns)."""
         api = self._api.keep
         stmt = self._statement(sql)
+        bound: list[Any] = []  # what the bindings point into, alive until they are cleared
         try:
-            self._bind(stmt, params)
+            self._bind(stmt, params, bound)
             rows: list[tuple[Any, ...]] = []
             while True:
                 rc = api.sqlite3_step(stmt)
@@ -231,7 +235,9 @@ class DirectConnection:
             self._statements[sql] = stmt
         return stmt
 
-    def _bind(self, stmt: Any, params: Params) -> None:
+    def _bind(self, stmt: Any, params: Params, bound: list[Any]) -> None:
+        """Bind ``params``; text is bound where it stands (not copied by SQLite): what it
+        points into is appended to ``bound``, to be kept until the bindings are cleared."""
         api = self._api.keep
         for index, value in enumerate(params, 1):
             if value is None:
@@ -239,8 +245,15 @@ class DirectConnection:
             elif isinstance(value, int):
                 rc = api.sqlite3_bind_int64(stmt, index, value)
             else:
-                data = value.encode()
-                rc = api.sqlite3_bind_text(stmt, index, data, len(data), _TRANSIENT)
+                data: Any
+                if isinstance(value, str):
+                    data = value.encode()
+                elif isinstance(value, bytearray) and value:
+                    data = (ctypes.c_char * len(value)).from_buffer(value)
+                else:
+                    data = bytes(value)  # bytes: itself
+                bound.append(data)
+                rc = api.sqlite3_bind_text(stmt, index, data, len(data), _STATIC)
             if rc != _OK:
                 raise self._error(rc)
 

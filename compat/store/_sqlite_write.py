@@ -13,7 +13,8 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from .base import Kind, Record, check_kind, decode, encode
+from ._utf8 import dumps_utf8
+from .base import Kind, Record, check_kind, decode, encode, index_fields
 
 __all__ = [
     "BUSY_MESSAGES",
@@ -27,7 +28,8 @@ __all__ = [
     "upsert_params",
 ]
 
-Params = Sequence[str | int | None]
+#: Text is a ``str``, or its UTF-8 (for a writer whose ``utf8`` is true).
+Params = Sequence[str | bytes | bytearray | int | None]
 
 # A re-put keeps its seq (and so its place in lists); meta NULL keeps the stored meta.
 # seq = MAX + 1 may reuse the seq of a just-deleted newest record, which still sorts after
@@ -53,14 +55,29 @@ BUSY_MESSAGES = ("database is locked", "database table is locked", "database is 
 POLL_FIRST, POLL_MAX = 0.0001, 0.001
 
 
-def upsert_params(kind: Kind, data: dict[str, Any], meta: dict[str, Any] | None) -> Params:
-    """UPSERT's parameters for one record (validated and serialised here)."""
-    row = encode(kind, data, meta)
-    return (row.kind, row.id, row.parent_id, row.created_at, row.data, row.meta, row.meta)
+def upsert_params(
+    kind: Kind, data: dict[str, Any], meta: dict[str, Any] | None, utf8: bool = False
+) -> Params:
+    """UPSERT's parameters for one record (validated and serialised here).
+
+    ``utf8``: the JSON as UTF-8 (``_utf8.dumps_utf8``: a long text is encoded once, straight
+    into the parameter), for a writer that binds it as it stands.
+    """
+    if not utf8:
+        row = encode(kind, data, meta)
+        return (row.kind, row.id, row.parent_id, row.created_at, row.data, row.meta, row.meta)
+    rid, parent_id, created_at = index_fields(kind, data)
+    stored_meta = None if meta is None else dumps_utf8(meta)
+    return (kind, rid, parent_id, created_at, dumps_utf8(data), stored_meta, stored_meta)
 
 
 class Writer(Protocol):
-    """The store's write connection: a ``DirectConnection``, or ``ModuleWriter``."""
+    """The store's write connection: a ``DirectConnection``, or ``ModuleWriter``.
+
+    ``utf8``: it binds text given as UTF-8 (``bytes``/``bytearray``) as text, where it stands.
+    """
+
+    utf8: bool
 
     @property
     def wal_frames(self) -> int: ...
@@ -83,6 +100,7 @@ class ModuleWriter:
     """The write connection through the ``sqlite3`` module (where ``DirectConnection`` is not)."""
 
     wal_frames = 0  # SQLite checkpoints on its own here (autocheckpoint)
+    utf8 = False  # the sqlite3 module binds bytes as a BLOB
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn  # opened with timeout=0: ``begin`` does the waiting
@@ -125,7 +143,8 @@ class SQLiteTx:
         return decode(rows[0][0], rows[0][1]) if rows else None
 
     def put(self, kind: Kind, data: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
-        self.writer.run(UPSERT, upsert_params(kind, data, meta))
+        writer = self.writer
+        writer.run(UPSERT, upsert_params(kind, data, meta, writer.utf8))
 
     def delete(self, kind: Kind, id: str) -> bool:
         check_kind(kind)

@@ -288,6 +288,12 @@ class Row(NamedTuple):
 
 def encode(kind: Kind, data: dict[str, Any], meta: dict[str, Any] | None) -> Row:
     """Validate the fields the store indexes on and serialise the record."""
+    rid, parent_id, created_at = index_fields(kind, data)
+    return Row(kind, rid, parent_id, created_at, dumps(data), None if meta is None else dumps(meta))
+
+
+def index_fields(kind: Kind, data: dict[str, Any]) -> tuple[str, str | None, int]:
+    """The fields the store indexes a record on (id, parent id, created_at), validated."""
     check_kind(kind)
     rid = data.get("id")
     if not isinstance(rid, str) or not rid:
@@ -301,7 +307,7 @@ def encode(kind: Kind, data: dict[str, Any], meta: dict[str, Any] | None) -> Row
         parent_id = data.get(parent_field)
         if not isinstance(parent_id, str) or not parent_id:
             raise ValueError(f"{kind} {rid} needs a string {parent_field!r}, got {parent_id!r}")
-    return Row(kind, rid, parent_id, created_at, dumps(data), None if meta is None else dumps(meta))
+    return rid, parent_id, created_at
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,12 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [m001_records]
 #: autocheckpoint threshold; the direct writer checkpoints itself, outside the locks).
 _CHECKPOINT_FRAMES = 1000
 
+#: The write connection's page cache in KiB (SQLite's default: 2000). Plenty for the pages a
+#: write transaction touches; a long row's overflow pages (a finished 1.5 MiB answer: ~330)
+#: are written out to the WAL as they fill it, rather than all kept in memory beside the row's
+#: own copies (at most this much of them stays cached after the commit).
+_WRITER_CACHE_KIB = 1024
+
 #: Write-lock timing, off unless asked for (benchmarks/concurrency.py): while it is None a
 #: transaction pays one global read. Each entry is (wait, hold) in seconds: wait from asking
 #: for the write lock to holding SQLite's (this process's turnstile, then the tries and sleeps
@@ -193,7 +199,8 @@ class SQLiteStore(TransitionMixin):
 
     def put_many(self, items: Sequence[tuple[Kind, dict[str, Any], dict[str, Any] | None]]) -> None:
         # Serialise before taking the lock: a bad item fails early and the lock is held briefly.
-        rows = [upsert_params(kind, data, meta) for kind, data, meta in items]
+        utf8 = self._direct is not None
+        rows = [upsert_params(kind, data, meta, utf8) for kind, data, meta in items]
         if not rows:
             return
         with self._transaction() as writer:
@@ -365,6 +372,11 @@ class SQLiteStore(TransitionMixin):
                 writer = _sqlite_direct.DirectConnection(self._direct, str(self.path))
             else:
                 writer = ModuleWriter(self._connect(timeout=0.0))
+            try:
+                writer.execute(f"PRAGMA cache_size=-{_WRITER_CACHE_KIB}")
+            except BaseException:
+                writer.close()
+                raise
             self._writer = writer
         return writer
 
