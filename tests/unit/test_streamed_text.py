@@ -213,3 +213,54 @@ def test_the_text_buffer_holds_few_objects_however_many_deltas() -> None:
         buffer.write(f"好{i % 10}")
     assert buffer.getvalue() == "".join(f"好{i % 10}" for i in range(200_000))
     assert len(buffer._parts) < 80  # blocks: O(log n); loose deltas: fewer than one block's
+
+
+# -- the finished text: compared in pieces, kept once --------------------------------------------
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(max_size=5), max_size=300), st.text(max_size=5))
+def test_the_text_buffer_compares_in_pieces_and_adopts_only_an_equal_text(
+    deltas: list[str], other: str
+) -> None:
+    buffer = TextBuffer()
+    for delta in deltas:
+        buffer.write(delta)
+    so_far = "".join(deltas)
+    assert "".join(buffer.pieces()) == so_far
+    assert buffer.equals(so_far) and buffer.equals(so_far + other) == (other == "")
+    buffer.adopt(so_far + other + "!")  # not the text: nothing changes
+    assert buffer.getvalue() == so_far
+    same = "".join([so_far])
+    buffer.adopt(same)
+    assert buffer.getvalue() == so_far
+    if so_far:
+        assert buffer.pieces() == [so_far] and buffer.pieces()[0] is same
+    buffer.write("tail")  # deltas may follow (another content part)
+    assert buffer.getvalue() == so_far + "tail"
+
+
+def test_output_text_done_keeps_its_text_as_the_message_text_so_far() -> None:
+    t = translator()
+    t.feed({"type": "response.created", "response": response("queued")})
+    pieces = [f"你好{i}\uff0c" for i in range(2000)]
+    for piece in pieces:
+        t.feed(delta(piece))
+    assert "".join(t.known_text() or []) == "".join(pieces)
+    done = "".join(pieces)
+    assert t.feed({"type": "response.output_text.done", "text": done + "x"}) == []
+    assert t.known_text() != [done]  # not the streamed text: the pieces stay
+    assert t.feed({"type": "response.output_text.done", "text": done}) == []
+    (kept,) = t.known_text() or []
+    assert kept is done
+    t.feed({"type": "response.output_item.done", "item": message_item(done)})
+    assert t.messages[0]["content"][0]["text"]["value"] is done
+    assert (t.known_text() or [None])[0] is done  # the last finished message's text
+
+
+def test_the_blocks_of_a_long_text_stop_growing_at_a_bound() -> None:
+    # Folding two blocks copies both: past the bound, blocks are left as they are, so no fold
+    # copies most of the text while the text is held.
+    buffer = TextBuffer()
+    for i in range(400_000):
+        buffer.write(f"好{i % 10}")
+    assert max(map(len, buffer.pieces())) < 2 * (1 << 16) + 64 * 2
+    assert buffer.getvalue() == "".join(f"好{i % 10}" for i in range(400_000))

@@ -24,6 +24,8 @@ JSON = dict[str, Any]
 
 #: Deltas joined into one block at a time.
 _DELTAS_PER_BLOCK = 64
+#: Characters from which on a block is no longer folded into a bigger one.
+_BLOCK_CHARS = 1 << 16
 
 
 class TextBuffer:
@@ -31,8 +33,10 @@ class TextBuffer:
 
     ``parts`` is ``[block, ..., block, delta, ..., delta]``. Every ``_DELTAS_PER_BLOCK`` deltas
     are joined into a block, and a block at least as long as the one before it is joined with
-    it (a binary counter): blocks shrink from first to last, there are O(log n) of them, and
-    each character is copied O(log n) times in all.
+    it (a binary counter) while that one is shorter than ``_BLOCK_CHARS``: past the full-size
+    blocks, blocks shrink from first to last, and each character is copied O(log
+    ``_BLOCK_CHARS``) times in all. No fold copies more than ~2 ``_BLOCK_CHARS`` at once (an
+    unbounded counter's last fold copies most of the text while the text is still held).
     """
 
     __slots__ = ("_blocks", "_parts")
@@ -50,13 +54,38 @@ class TextBuffer:
         # Each slice assignment is one C call: a reader (``getvalue``) sees before or after.
         parts[blocks:] = ["".join(parts[blocks:])]
         blocks += 1
-        while blocks > 1 and len(parts[blocks - 1]) >= len(parts[blocks - 2]):
+        while blocks > 1:
+            before = len(parts[blocks - 2])
+            if before >= _BLOCK_CHARS or len(parts[blocks - 1]) < before:
+                break
             parts[blocks - 2 : blocks] = [parts[blocks - 2] + parts[blocks - 1]]
             blocks -= 1
         self._blocks = blocks
 
     def getvalue(self) -> str:
         return "".join(self._parts)
+
+    def pieces(self) -> list[str]:
+        """The text so far as its pieces (a new list; nothing joined)."""
+        return self._parts[:]
+
+    def adopt(self, text: str) -> None:
+        """Hold the text so far as ``text`` itself, if it is that text (else change nothing)."""
+        if self.equals(text):
+            self._parts[:] = [text]
+            self._blocks = 1
+
+    def equals(self, text: str) -> bool:
+        """Whether the text so far is ``text``, compared piece by piece (nothing joined)."""
+        parts = self._parts
+        if sum(map(len, parts)) != len(text):
+            return False
+        at = 0
+        for part in parts:
+            if not text.startswith(part, at):
+                return False
+            at += len(part)
+        return True
 
 
 @dataclass(eq=False)
@@ -94,12 +123,19 @@ class Item:
             return buffer.getvalue()
         return self.final or ""
 
-    def end_text(self) -> str | None:
+    def end_text(self, finished: str | None = None) -> str | None:
         """The streamed text, now final (kept as ``final``, the buffer let go); None if no
-        delta came. Called again, the same (a finish that raised is followed by a close)."""
+        delta came. Called again, the same (a finish that raised is followed by a close).
+
+        ``finished``: the text as the finished item has it. When the deltas made just that, it
+        is the one kept (and returned): the streamed text is never joined into a second copy.
+        """
         buffer = self.text
         if buffer is None:
             return self.final
-        self.final = buffer.getvalue()
+        if finished is not None and buffer.equals(finished):
+            self.final = finished
+        else:
+            self.final = buffer.getvalue()
         self.text = None  # after ``final`` is set: see the module docstring
         return self.final

@@ -113,6 +113,7 @@ class OutputItems:
         self._seen: list[Item] = []  # every item, in the order the stream showed them
         self._open: list[Item] = []  # messages and tools whose step is open, in order
         self._deferred: JSON | None = None  # a completed message's step, awaiting its event
+        self._last_text = ""  # the last finished message's text (see ``known_text``)
         self._call_step: JSON | None = None
 
     # -- item events ------------------------------------------------------------------------
@@ -190,6 +191,23 @@ class OutputItems:
             return None
         text = rec.text_so_far()
         return dict(rec.message, status="in_progress", content=[text_content(text)])
+
+    def text_done(self, text: object) -> None:
+        """``output_text.done``: where it is the open message's text so far, that text is kept
+        as one string from here on (the deltas' pieces let go; nothing else changes)."""
+        rec = self.message
+        if rec is not None and rec.text is not None and isinstance(text, str):
+            rec.text.adopt(text)
+
+    def known_text(self) -> list[str] | None:
+        """The open message's text so far, in pieces; else the last finished message's."""
+        rec = self.message
+        if rec is not None:
+            buffer = rec.text  # read once (see ``_item``)
+            if buffer is not None:
+                return buffer.pieces()
+            return [rec.final] if rec.final else None
+        return [self._last_text] if self._last_text else None
 
     def answer_calls(self, step: JSON, outputs: dict[str, str]) -> Event:
         """A continued run's stored function step, completed with the tool outputs given."""
@@ -382,13 +400,12 @@ class OutputItems:
         out: list[Event] = []
         finished = message_text(item)  # read (and checked) even when the deltas had it all
         incomplete = opt_str(item, "status", "message item") == "incomplete"
-        streamed = rec.end_text()
-        if streamed == finished:  # as it should be: one string for both, not two copies
-            streamed = rec.final = finished
+        streamed = rec.end_text(finished)  # as it should be, ``finished`` itself: one copy
         text = finished if streamed is None else streamed
         if streamed is None and text:  # text only on the finished item: one delta with all of it
             out.append(("thread.message.delta", self.text_delta(rec.object_id, text)))
         status = "incomplete" if incomplete else "completed"
+        self._last_text = text
         rec.message.update(status=status, content=[text_content(text)])
         out.append(emit(f"thread.message.{status}", rec.message))
         self.messages.append(rec.message)
@@ -412,7 +429,7 @@ class OutputItems:
         if rec.name == "code_interpreter":
             code = opt_str(item, "code", "code_interpreter_call item")
             output = code_logs(item)
-            streamed = rec.end_text()
+            streamed = rec.end_text(code)
             arguments = rec.final = (streamed or "") if code is None else code
             if streamed is None:  # no code deltas (DashScope): the whole code in one
                 out.append(self._tool_delta(rec, arguments, ""))
@@ -442,7 +459,7 @@ class OutputItems:
     def _finish_call(self, rec: Item, item: JSON) -> list[Event]:
         arguments = opt_str(item, "arguments", "function_call item")
         name = opt_str(item, "name", "function_call item")
-        streamed = rec.end_text()
+        streamed = rec.end_text(arguments)
         rec.final = (streamed or "") if arguments is None else arguments
         rec.name = rec.name or name or ""
         # No argument deltas (DashScope): the whole arguments string as one fragment.

@@ -185,6 +185,10 @@ class ResponsesTranslator:
         """The open message with its text so far (any thread may ask: a lease checkpoint)."""
         return self._items.partial_message()
 
+    def known_text(self) -> list[str] | None:
+        """The text a long event of this stream may repeat, in pieces (see ``sse``)."""
+        return self._items.known_text()
+
     @property
     def messages(self) -> list[JSON]:
         """The assistant messages of this response that finished (completed or incomplete)."""
@@ -287,6 +291,8 @@ class ResponsesTranslator:
         if kind in IGNORED_EVENTS:
             if self.state is not State.IN_PROGRESS:
                 self._move("update", kind)
+            if kind == "response.output_text.done":  # nothing to emit; the text may be kept
+                self._items.text_done(event.get("text"))
             return []
         key = kind or "<no type>"
         self.unknown_events[key] = self.unknown_events.get(key, 0) + 1
