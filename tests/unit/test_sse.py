@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import sys
 import tracemalloc
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
-from compat.backends.responses.sse import InvalidEvent, iter_sse_data, iter_sse_json
+from compat.backends.responses.sse import (
+    InvalidEvent,
+    Known,
+    aiter_sse_json,
+    iter_sse_data,
+    iter_sse_json,
+)
 
 DASHSCOPE = (
     b"id:1\nevent:response.created\n:HTTP_STATUS/200\n"
@@ -101,3 +111,99 @@ def test_a_big_event_read_in_pieces_is_held_only_as_its_value_while_it_is_handle
     assert event == {"text": text}
     assert held < sys.getsizeof(text) + 65536
     assert list(events) == [{"n": 1}]
+
+
+# -- long events (more than a read's worth of bytes) ----------------------------------------------
+LONG_TEXT = '多语言 ünïcode 🚀\n"quoted" \\ tab\t' * 20_000  # escapes, and every UTF-8 width
+
+
+def long_stream(crlf: bool = False) -> tuple[bytes, list[dict[str, object]]]:
+    """Short events around three long ones (as a finished message's final events)."""
+    events: list[dict[str, object]] = [
+        {"type": "response.output_text.delta", "delta": "多"},
+        {"type": "response.output_text.done", "text": LONG_TEXT},
+        {"type": "response.output_item.done", "item": {"content": [{"text": LONG_TEXT}]}},
+        {"type": "other", "a": [LONG_TEXT, {"b": LONG_TEXT}], "c": LONG_TEXT[:-1]},
+        {"type": "response.completed"},
+    ]
+    body = b"".join(
+        b"id:1\nevent:x\n:HTTP_STATUS/200\ndata:"
+        + json.dumps(e, ensure_ascii=False).encode()
+        + b"\n\n"
+        for e in events
+    )
+    return (body.replace(b"\n", b"\r\n") if crlf else body), events
+
+
+@pytest.mark.parametrize("crlf", [False, True])
+@pytest.mark.parametrize("size", [65536, 70001, 1 << 20])
+def test_long_events_split_anywhere_are_read_whole(crlf: bool, size: int) -> None:
+    body, expected = long_stream(crlf)
+    chunks = [body[i : i + size] for i in range(0, len(body), size)]
+    assert list(iter_sse_json(chunks)) == expected
+    assert list(iter_sse_json(chunks, lambda: [LONG_TEXT[:5000], LONG_TEXT[5000:]])) == expected
+
+
+@pytest.mark.parametrize("size", [65536, 99_999])
+def test_long_events_read_asynchronously_are_the_same(size: int) -> None:
+    body, expected = long_stream()
+    chunks = [body[i : i + size] for i in range(0, len(body), size)]
+
+    async def read(known: Known | None) -> list[dict[str, Any]]:
+        async def arrive() -> AsyncIterator[bytes]:
+            for chunk in chunks:
+                yield chunk
+
+        return [event async for event in aiter_sse_json(arrive(), known)]
+
+    assert asyncio.run(read(None)) == expected
+    assert asyncio.run(read(lambda: [LONG_TEXT])) == expected
+
+
+def test_a_long_event_that_repeats_the_known_text_gets_that_very_string() -> None:
+    body, _ = long_stream()
+    known = LONG_TEXT[:100] + LONG_TEXT[100:]  # equal to, not the same object as, LONG_TEXT
+    chunks = [body[i : i + 65536] for i in range(0, len(body), 65536)]
+    events = list(iter_sse_json(chunks, lambda: [known]))
+    assert events[1]["text"] is known
+    assert events[2]["item"]["content"][0]["text"] is known
+    assert events[3]["a"][0] is known and events[3]["a"][1]["b"] is known
+    assert events[3]["c"] == LONG_TEXT[:-1] and events[3]["c"] is not known
+
+
+def test_a_known_text_is_put_back_only_where_a_whole_string_value_repeats_it() -> None:
+    # Inside a longer string, as a key, or beside a string that looks like the marker, the
+    # text is parsed as it stands.
+    known = "x" * 70_000
+    mark = "\x00compat-known\x00"
+    events = [
+        {"a": "y" + known},
+        {known: 1},
+        {"a": known, "b": mark},
+        {"a": known + "\\"},
+    ]
+    body = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
+    chunks = [body[i : i + 65536] for i in range(0, len(body), 65536)]
+    assert list(iter_sse_json(chunks, lambda: [known])) == events
+
+
+def test_a_long_event_ending_the_stream_without_a_blank_line_is_delivered() -> None:
+    body = ('data: {"text":"' + "多" * 100_000 + '"}').encode()
+    chunks = [body[i : i + 65536] for i in range(0, len(body), 65536)]
+    assert list(iter_sse_json(chunks)) == [{"text": "多" * 100_000}]
+
+
+def test_a_long_event_with_bytes_that_are_not_utf8_is_an_invalid_event() -> None:
+    body = b'data: {"n":1}\n\n' + b'data: {"t":"' + b"a" * 100_000 + b'\xff"}\n\n'
+    events = iter_sse_json([body[i : i + 65536] for i in range(0, len(body), 65536)])
+    assert next(events) == {"n": 1}
+    with pytest.raises(InvalidEvent, match="not UTF-8"):
+        next(events)
+
+
+def test_a_long_event_with_several_data_lines_is_joined_and_done_still_ends() -> None:
+    long = "a" * 70_000
+    body = b'data: {"t":\ndata: "' + long.encode() + b'"}\n\ndata: [DONE]\n\ndata: {}\n\n'
+    chunks = [body[i : i + 65536] for i in range(0, len(body), 65536)]
+    assert list(iter_sse_json(chunks)) == [{"t": long}]
+    assert list(iter_sse_data(chunks)) == ['{"t":\n"' + long + '"}', "[DONE]", "{}"]

@@ -273,7 +273,9 @@ def stream_sync(
         error: BaseException | None = None
         try:
             with mapped_errors():
-                events = upstream.events() if upstream.is_event_stream else None
+                # A long final event gets the answer the translator holds, not a parsed copy.
+                known = translator.known_text
+                events = upstream.events(known) if upstream.is_event_stream else None
                 if events is None:
                     events = iter(json_body_events(upstream.json_body()))
                 for event in events:
@@ -291,6 +293,7 @@ def stream_sync(
                     if translator.settled:
                         break
                     yield from drive.progress(out)
+                _let_go(events)
         except (UpstreamBroken, TranslationError, StoreError) as exc:
             error = exc
         yield from drive.end(out, error)
@@ -320,7 +323,7 @@ async def stream_async(
         try:
             with mapped_errors():
                 if upstream.is_event_stream:
-                    events = upstream.aevents()
+                    events = upstream.aevents(translator.known_text)
                 else:
                     events = _aiter(json_body_events(await upstream.json_body()))
                 async for event in events:
@@ -340,6 +343,7 @@ async def stream_async(
                         break
                     for item in await store(drive.progress, out):
                         yield item
+                await _alet_go(events)
         except (UpstreamBroken, TranslationError, StoreError) as exc:
             error = exc
         for item in await store(drive.end, out, error):
@@ -350,6 +354,22 @@ async def stream_async(
     finally:
         await upstream.aclose()
         await store(drive.cleanup)
+
+
+def _let_go(events: Iterator[JSON]) -> None:
+    """Close the reader the loop left at its terminal event: a suspended reader still holds
+    the last event it yielded, and the terminal one repeats the whole text (while the end is
+    stored, it would be held twice)."""
+    close = getattr(events, "close", None)
+    if close is not None:
+        close()
+
+
+async def _alet_go(events: AsyncIterator[JSON]) -> None:
+    """``_let_go`` for the async reader."""
+    close = getattr(events, "aclose", None)
+    if close is not None:
+        await close()
 
 
 async def _aiter(events: list[JSON]) -> AsyncIterator[JSON]:

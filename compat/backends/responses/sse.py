@@ -13,15 +13,19 @@ in one generator.
 
 from __future__ import annotations
 
+import codecs
 import json
 import json.scanner
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-__all__ = ["InvalidEvent", "aiter_sse_json", "iter_sse_data", "iter_sse_json"]
+__all__ = ["InvalidEvent", "Known", "aiter_sse_json", "iter_sse_data", "iter_sse_json"]
 
-#: Bytes of complete events from which on a chunk is decoded in place rather than sliced first.
+#: Bytes of complete events from which on a chunk is decoded in place rather than sliced first;
+#: an event still incomplete after this many bytes is a long one (see ``_Long``).
 _BIG = 1 << 16
+#: The text a long event may repeat (the stream's text so far, in pieces), or None.
+Known = Callable[[], Sequence[str] | None]
 #: The C scanner behind json.loads, called directly: json.loads adds two Python-level calls and
 #: two regex matches per event, which on a text stream cost more than the parse itself.
 _scan_json = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]  # typeshed
@@ -40,22 +44,28 @@ def iter_sse_data(chunks: Iterable[bytes]) -> Iterator[str]:
     return _events(chunks, parse=False)  # type: ignore[return-value]
 
 
-def iter_sse_json(chunks: Iterable[bytes]) -> Iterator[dict[str, Any]]:
+def iter_sse_json(chunks: Iterable[bytes], known: Known | None = None) -> Iterator[dict[str, Any]]:
     """Each event's data parsed as a JSON object; a ``[DONE]`` payload ends the stream.
 
     Raises ``InvalidEvent`` for data that is not exactly one JSON object (or not UTF-8).
+    ``known``: where a long event repeats that text as a string, the event gets the text
+    ``known`` gave (joined), not a copy parsed from the event (see ``_long_event``).
     """
-    return _events(chunks, parse=True)  # type: ignore[return-value]
+    return _events(chunks, parse=True, known=known)  # type: ignore[return-value]
 
 
-async def aiter_sse_json(chunks: AsyncIterable[bytes]) -> AsyncIterator[dict[str, Any]]:
+async def aiter_sse_json(
+    chunks: AsyncIterable[bytes], known: Known | None = None
+) -> AsyncIterator[dict[str, Any]]:
     """``iter_sse_json`` over chunks that arrive asynchronously (the same parser).
 
     Each arrival's complete events go through ``_events`` at once; the incomplete rest waits
     for the next chunk, so an event is never parsed in pieces. Line ends are normalised to LF
-    here (a CR at a chunk's end may be half of a CRLF: it waits too).
+    here (a CR at a chunk's end may be half of a CRLF: it waits too). A long event is decoded
+    as it arrives (``_Long``), as ``_events`` does.
     """
     pending = b""
+    long: _Long | None = None
     async for chunk in chunks:
         data = pending + chunk if pending else chunk
         cr = b""
@@ -63,21 +73,44 @@ async def aiter_sse_json(chunks: AsyncIterable[bytes]) -> AsyncIterator[dict[str
             if data.endswith(b"\r"):
                 data, cr = data[:-1], b"\r"
             data = data.replace(b"\r\n", b"\n")
+        if long is not None:
+            end = data.find(b"\n\n")
+            if end < 0:
+                pending = long.add(data) + cr
+                continue
+            event = _long_event([long.end(data[:end])], True, known)
+            long, data = None, data[end + 2 :]
+            if event is None:  # [DONE]
+                return
+            if event is not _SKIP:
+                yield event
+            event = None
         cut = data.rfind(b"\n\n")
         if cut < 0:
-            pending = data + cr
+            if len(data) < _BIG:
+                pending = data + cr
+            else:
+                long = _Long()
+                pending = long.add(data) + cr
             continue
         pending = data[cut + 2 :] + cr
         for event in _events((data[: cut + 2],), parse=True):
             yield event  # type: ignore[misc]
-    if pending:
+    if long is not None:
+        tail = _decoded_slices(long.end(pending.replace(b"\r\n", b"\n").rstrip(b"\r\n")))
+        if "data:" in tail and (event := _parse(_joined_data(tail))) is not None:
+            yield event
+    elif pending:
         for event in _events((pending,), parse=True):
             yield event  # type: ignore[misc]
 
 
-def _events(chunks: Iterable[bytes], parse: bool) -> Iterator[str | dict[str, Any]]:
+def _events(
+    chunks: Iterable[bytes], parse: bool, known: Known | None = None
+) -> Iterator[str | dict[str, Any]]:
     scan = _scan_json
     pending = b""
+    long: _Long | None = None  # an event longer than _BIG, decoded as it arrives
     for chunk in chunks:
         if pending:
             chunk = pending + chunk
@@ -87,9 +120,25 @@ def _events(chunks: Iterable[bytes], parse: bool) -> Iterator[str | dict[str, An
             if chunk.endswith(b"\r"):
                 chunk, pending_cr = chunk[:-1], b"\r"
             chunk = chunk.replace(b"\r\n", b"\n")
+        if long is not None:
+            end = chunk.find(b"\n\n")
+            if end < 0:
+                pending = long.add(chunk) + pending_cr
+                continue
+            item = _long_event([long.end(chunk[:end])], parse, known)
+            long, chunk = None, chunk[end + 2 :]
+            if item is None:  # [DONE]
+                return
+            if item is not _SKIP:
+                yield item
+            item = None
         cut = chunk.rfind(b"\n\n")
         if cut < 0:
-            pending = chunk + pending_cr
+            if len(chunk) < _BIG:
+                pending = chunk + pending_cr
+            else:  # no end in sight: decoded as it comes, not gathered as bytes first
+                long = _Long()
+                pending = long.add(chunk) + pending_cr
             continue
         pending = chunk[cut + 2 :] + pending_cr
         # Every complete event of the chunk is decoded at once: an event boundary is ASCII, so
@@ -139,8 +188,9 @@ def _events(chunks: Iterable[bytes], parse: bool) -> Iterator[str | dict[str, An
             event = None  # let go before the next chunk is read
         if bad is not None:
             raise bad
-    if pending:
-        tail = _decoded(pending.replace(b"\r\n", b"\n").rstrip(b"\r\n"))
+    if pending or long is not None:
+        raw = pending.replace(b"\r\n", b"\n").rstrip(b"\r\n")
+        tail = _decoded(raw) if long is None else _decoded_slices(long.end(raw))
         if "data:" in tail:
             data = _joined_data(tail)
             if not parse:
@@ -196,3 +246,167 @@ def _parsed(data: str, event: Any, end: int) -> dict[str, Any] | None:
     if data == "[DONE]":
         return None
     raise InvalidEvent(f"the Responses stream sent a non-JSON-object event: {data[:200]!r}")
+
+
+# -- long events ---------------------------------------------------------------------------------
+# A long event (a finished message's four final events each repeat its whole text) gathered by
+# concatenation and decoded at once costs, beside the answer the run already holds: its bytes
+# twice while they are gathered, then its bytes plus twice their length as text while they are
+# decoded (the UTF-8 decoder sizes its buffer for one character per byte, as wide as the widest
+# character met), then its text and the parsed copy of the answer in it. Here its bytes grow in
+# one buffer; an answer it repeats as a string (``known``) is found in the bytes and left out
+# of what is decoded and parsed: the event gets the answer ``known`` gave. Any other long event
+# is decoded a slice at a time.
+
+#: ``_long_event``'s answer for a block without data.
+_SKIP: Any = object()
+#: Stands in the JSON for a known text while the rest of the event is parsed.
+_MARK = "\x00compat-known\x00"
+_MARK_JSON = json.dumps(_MARK)
+#: Characters of a known text compared at a time, and bytes decoded at a time.
+_SLICE = 1 << 16
+#: A known text whose first piece is shorter is not looked for (a short answer costs little).
+_PROBE = 1024
+_escape = json.encoder.encode_basestring
+
+
+class _Long:
+    """A long event's bytes, gathered in one buffer as they arrive."""
+
+    __slots__ = ("data",)
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def add(self, data: bytes) -> bytes:
+        """Take ``data`` (no event end in it); a last LF (half an end, maybe) is given back."""
+        if data.endswith(b"\n"):
+            self.data += memoryview(data)[:-1]
+            return b"\n"
+        self.data += data
+        return b""
+
+    def end(self, data: bytes) -> bytearray:
+        """The whole event's bytes, ``data`` its last."""
+        self.data += data
+        whole, self.data = self.data, bytearray()
+        return whole
+
+
+def _long_event(box: list[bytearray], parse: bool, known: Known | None) -> Any:
+    """A long event's data (``box`` holds its bytes, taken out here), as ``_events`` reads a
+    short one's: the data, the parsed event, ``_SKIP`` (no data) or None (``[DONE]``)."""
+    raw = box.pop()
+    if raw.startswith(b"data:"):
+        start = 5
+    else:
+        start = raw.find(b"\ndata:")
+        if start < 0:
+            return _SKIP
+        start += 6
+    if raw.find(b"\n", start) >= 0:  # more than one data line: joined as a short one's
+        data = _joined_data(_decoded_slices(raw))
+        raw = bytearray()
+        return data if not parse else _parse(data)
+    if raw.startswith(b" ", start):
+        start += 1
+    if parse:
+        parts = known() if known is not None else None
+        if parts and len(parts[0]) >= _PROBE:
+            spans = _spans(raw, start, parts)
+            event = _scan_marked(raw, start, spans) if spans else None
+            if event is not None:
+                raw = bytearray()  # let go before the known text is joined
+                _put_back(event, parts[0] if len(parts) == 1 else "".join(parts))
+                return event
+    del raw[:start]
+    text = _decoded_slices(raw)
+    raw = bytearray()
+    return _parse(text) if parse else text
+
+
+def _decoded_slices(raw: bytearray) -> str:
+    """``raw`` as text, decoded ``_SLICE`` bytes at a time and joined."""
+    decode = codecs.getincrementaldecoder("utf-8")().decode
+    view = memoryview(raw)
+    try:
+        pieces = [decode(view[at : at + _SLICE]) for at in range(0, len(raw), _SLICE)]
+        pieces.append(decode(b"", True))
+    except UnicodeDecodeError as exc:
+        raise InvalidEvent(
+            f"the Responses stream sent bytes that are not UTF-8: {bytes(raw[:200])!r}"
+        ) from exc
+    finally:
+        view.release()
+    return "".join(pieces)
+
+
+def _slices(parts: Sequence[str]) -> Iterator[bytes]:
+    """``parts``' JSON escapes (without quotes) as UTF-8, ``_SLICE`` characters at a time."""
+    for part in parts:
+        for at in range(0, len(part), _SLICE):
+            yield _escape(part[at : at + _SLICE])[1:-1].encode()
+
+
+def _spans(raw: bytearray, start: int, parts: Sequence[str]) -> list[tuple[int, int]]:
+    """Where ``raw`` has the text of ``parts`` as a JSON string: (its opening quote, one past
+    its closing quote), as far as the bytes tell (``_scan_marked`` checks the rest)."""
+    probe = b'"' + _escape(parts[0][:_PROBE])[1:-1].encode()
+    spans = []
+    at = raw.find(probe, start)
+    while at >= 0:
+        end = at + 1
+        for piece in _slices(parts):
+            if not raw.startswith(piece, end):
+                break
+            end += len(piece)
+        else:
+            if raw.startswith(b'"', end):
+                spans.append((at, end + 1))
+                at = end
+        at = raw.find(probe, at + 1)
+    return spans
+
+
+def _scan_marked(raw: bytearray, start: int, spans: list[tuple[int, int]]) -> dict[str, Any] | None:
+    """The event with ``_MARK`` for the known text at each of ``spans``; None unless each
+    span is one whole string value (the marker found as a value once per span, nowhere else)."""
+    pieces = []
+    at = start
+    for begin, end in spans:
+        pieces.append(raw[at:begin])
+        at = end
+    pieces.append(raw[at:])
+    try:
+        small = _MARK_JSON.join(piece.decode() for piece in pieces)
+    except UnicodeDecodeError:
+        return None  # decoded as a whole, it raises as it should
+    if small.count(_MARK_JSON) != len(spans):
+        return None
+    try:
+        event, end = _scan_json(small, 0)
+    except (StopIteration, ValueError):
+        return None
+    if event.__class__ is not dict or end != len(small):
+        return None
+    return event if _put_back(event, _MARK) == len(spans) else None
+
+
+def _put_back(value: Any, text: str) -> int:
+    """Put ``text`` where ``value`` (parsed JSON) holds ``_MARK`` as a value; how many times."""
+    found = 0
+    items: Iterable[tuple[Any, Any]]
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return 0
+    for key, item in list(items):
+        if item.__class__ is str:
+            if item == _MARK:
+                value[key] = text
+                found += 1
+        elif isinstance(item, (dict, list)):
+            found += _put_back(item, text)
+    return found

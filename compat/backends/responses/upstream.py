@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from compat._config import CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Settings
 from compat._log import logger, redact
 from compat.backends.responses._http import RawClient, RawResponse
-from compat.backends.responses.sse import InvalidEvent, iter_sse_json
+from compat.backends.responses.sse import InvalidEvent, Known, iter_sse_json
 from compat.errors import AuthenticationError, ConfigurationError
 
 if TYPE_CHECKING:
@@ -167,13 +167,14 @@ class UpstreamStream:
         self._response = response
         self.is_event_stream = "text/event-stream" in response.content_type
 
-    def events(self) -> Iterator[JSON]:
+    def events(self, known: Known | None = None) -> Iterator[JSON]:
         """The event dicts of an event stream (``is_event_stream``; else see ``json_body``).
 
         Iterate inside ``mapped_errors()``: the reader is handed out bare, without a wrapping
-        generator, because it is the hot path of every streamed run.
+        generator, because it is the hot path of every streamed run. ``known``: see
+        ``sse.iter_sse_json``.
         """
-        return iter_sse_json(self._response.iter_chunks())
+        return iter_sse_json(self._response.iter_chunks(), known)
 
     def json_body(self) -> JSON:
         """A JSON body where a stream was expected (DashScope's HTTP-200 rate limit)."""

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from compat._config import Settings
-from compat.backends.responses.sse import aiter_sse_json
+from compat.backends.responses.sse import Known, aiter_sse_json
 from compat.backends.responses.upstream import (
     JSON,
     _log,
@@ -41,9 +41,9 @@ class AsyncUpstreamStream:
         content_type = response.headers.get("content-type", "")
         self.is_event_stream = "text/event-stream" in content_type
 
-    def aevents(self) -> AsyncIterator[JSON]:
-        """The event dicts; iterate inside ``mapped_errors()``."""
-        return aiter_sse_json(self._response.http_response.aiter_bytes())
+    def aevents(self, known: Known | None = None) -> AsyncIterator[JSON]:
+        """The event dicts; iterate inside ``mapped_errors()``. ``known``: see ``sse``."""
+        return aiter_sse_json(self._response.http_response.aiter_bytes(), known)
 
     async def json_body(self) -> JSON:
         with mapped_errors():
