@@ -32,8 +32,10 @@ stores one message with that text in one SQLite transaction, as a run's driver d
 
 ``--tracemalloc`` adds one traced compat process on the long stream (slower, not in the
 medians): the traced peak during the stream, and the lines that allocated what was held above
-the stream's start at its highest point between two events (what the run keeps between
-events, not the transient copies made while one event is handled).
+the stream's start at the highest point a profile hook saw (at every Python call and return:
+inside the handling of an event and the store's write too). tracemalloc sees Python's
+allocations only: SQLite's own (its copy of a row, its page cache) and the allocator's free
+but unreturned memory are in the RSS figures alone.
 
     python benchmarks/memory_flat.py [--rounds 5] [--deltas-small 1000] [--deltas-large 100000]
 """
@@ -95,10 +97,12 @@ response.close()
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, n)
 """
 
-#: The compat child under tracemalloc: ``<traced peak above the start, bytes>``, then the
-#: lines that allocated most of what was held at the highest point between two events.
+#: The compat child under tracemalloc: ``<traced peak above the start, bytes>``, ``<the highest
+#: point seen at a Python call or return>``, then the lines that allocated most of what was
+#: held at that point (a profile hook looks at every call and return: the final events, the
+#: store's write, not only the moments between two events).
 TRACED_CHILD = """
-import tracemalloc
+import sys, tracemalloc
 tracemalloc.start(1)
 from compat import Assistants, Runs, Threads
 assistant = Assistants.create(model="qwen-plus")
@@ -107,11 +111,17 @@ start = tracemalloc.take_snapshot()
 base = tracemalloc.get_traced_memory()[0]
 tracemalloc.reset_peak()
 high, at_high = 0, start
-for event, data in Runs.create(thread.id, assistant_id=assistant.id, stream=True):
+def watch(frame, event, arg):
+    global high, at_high
     now = tracemalloc.get_traced_memory()[0]
-    if now > high + 2**16:  # a new high point between events: where is the memory?
+    if now > high + 2**16:  # a new high point: where is the memory?
         high, at_high = now, tracemalloc.take_snapshot()
+sys.setprofile(watch)
+for event, data in Runs.create(thread.id, assistant_id=assistant.id, stream=True):
+    pass
+sys.setprofile(None)
 print(tracemalloc.get_traced_memory()[1] - base)
+print(high - base)
 for stat in at_high.compare_to(start, "lineno")[:6]:
     frame = stat.traceback[0]
     where = f"{frame.filename}:{frame.lineno}"
@@ -303,10 +313,10 @@ def report(
     if traced:
         print(
             f"compat under tracemalloc, {large:,} deltas: traced peak "
-            f"{int(traced[0]) / 2**20:.2f} MiB above the stream's start; held at its highest "
-            "point between two events, by line:"
+            f"{int(traced[0]) / 2**20:.2f} MiB above the stream's start; the highest point "
+            f"seen at a call or return, {int(traced[1]) / 2**20:.2f} MiB, held by line:"
         )
-        for line in traced[1:]:
+        for line in traced[2:]:
             print(f"  {line}")
     growth = mib["compat", large] - mib["compat", small]
     verdict = "PASS" if growth <= GOAL_MIB else "MISS"
