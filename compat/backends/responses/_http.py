@@ -13,7 +13,8 @@ a client is small, and all of it is here:
   with backoff and ``Retry-After``, as the openai client retries;
 * HTTP errors in dashscope's returned shape; transport failures as ``UpstreamBroken``;
 * ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY`` as the standard library reads them;
-* kept-alive connections, reused once a response was read to its end.
+* kept-alive connections, reused once a response was read to its end (after a stream's last
+  event, the rest of its body is waited for up to ``_TAIL_WAIT``, 5 ms).
 
 Every exception the standard library can raise here is mapped in ``_mapped`` (one place).
 """
@@ -47,6 +48,10 @@ RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 _MAX_BACKOFF = 8.0
 _MAX_RETRY_AFTER = 60.0
 _READ_SIZE = 65536
+#: How long a finished stream waits for the rest of its body, and how much of it it reads, so
+#: that its connection serves the next request (see ``RawResponse.close``).
+_TAIL_WAIT = 0.005
+_TAIL_LIMIT = 65536
 
 
 class RawResponse:
@@ -86,18 +91,48 @@ class RawResponse:
         self._done = True
         return body
 
-    def close(self) -> None:
-        """Keep the connection for the next request if the body was read to its end."""
+    def close(self, finished: bool = False) -> None:
+        """Keep the connection for the next request if the body was read to its end.
+
+        ``finished``: the stream's last event was read, and the reader stops there. What is left
+        of the body (the chunked encoding's end, a ``[DONE]``) is then read and dropped if it
+        comes within ``_TAIL_WAIT``, so that the connection (and its TLS session) is kept.
+        """
         conn, self._conn = self._conn, None  # type: ignore[assignment]
         if conn is None:
             return
+        if finished and not self._done and not self._response.will_close:
+            self._done = self._read_tail()
         if self._done and not self._response.will_close:
-            self._client._release(conn)
-            return
+            # Closed, or http.client refuses the connection's next response: a body with a
+            # Content-Length read to its end is not closed by reading it.
+            try:
+                self._response.close()
+            except (OSError, http.client.HTTPException, ValueError):
+                pass  # not kept: closed below
+            else:
+                self._client._release(conn)
+                return
         with contextlib.suppress(OSError, http.client.HTTPException, ValueError):
             self._response.close()  # the socket's file first, or the socket outlives close()
         with contextlib.suppress(OSError):
             conn.close()
+
+    def _read_tail(self) -> bool:
+        """Read the rest of the body if it comes soon (whether it did); errors mean no."""
+        sock = self._sock
+        if sock is None:
+            return False
+        deadline = time.monotonic() + _TAIL_WAIT
+        left = _TAIL_LIMIT
+        with contextlib.suppress(OSError, http.client.HTTPException, ValueError):
+            while left > 0 and (wait := deadline - time.monotonic()) > 0:
+                sock.settimeout(wait)  # a timeout raises: a chunk is never half-read here
+                chunk = self._response.read1(left)
+                if not chunk:
+                    return True
+                left -= len(chunk)
+        return False
 
     def interrupt(self) -> None:
         """Wake a read blocked on this response from another thread (a cancel arrived)."""

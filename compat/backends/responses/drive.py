@@ -6,7 +6,8 @@ lifecycle move (``compat.store.transition``), and decides the closing events. Th
 ``stream_sync`` and ``stream_async``, only pull events and feed them; they are the same loop
 written once with ``for`` and once with ``async for``.
 
-Reading stops at the first terminal event: what the upstream sends after it is not read. An
+Reading stops at the first terminal event: what the upstream sends after it is not parsed (the
+rest of the body is read and dropped if it arrives at once, so the connection is kept). An
 event is emitted after the store has what it says (the terminal event after the run's end);
 a batch that creates nothing waits for the next one and shares its write (``Drive.progress``).
 """
@@ -266,6 +267,7 @@ def stream_sync(
     translator = job.translator
     feed = translator.feed
     upstream = job.upstream
+    finished = False  # the upstream's stream was read to its last event
     try:
         yield None  # primed by the caller: from here on, a close or a drop cancels the run
         yield from typed(prefix)
@@ -291,8 +293,11 @@ def stream_sync(
                         yield out[0]  # the hot path: the translator typed the delta itself
                         continue
                     if translator.settled:
+                        finished = True
                         break
                     yield from drive.progress(out)
+                else:
+                    finished = True
                 _let_go(events)
         except (UpstreamBroken, TranslationError, StoreError) as exc:
             error = exc
@@ -301,7 +306,7 @@ def stream_sync(
         drive.abort()
         raise
     finally:
-        upstream.close()
+        upstream.close(finished)  # finished: the connection is kept if the body ends at once
         drive.cleanup()
 
 

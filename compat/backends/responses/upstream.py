@@ -180,8 +180,9 @@ class UpstreamStream:
         """A JSON body where a stream was expected (DashScope's HTTP-200 rate limit)."""
         return parse_json_body(self._response.read())
 
-    def close(self) -> None:
-        self._response.close()
+    def close(self, finished: bool = False) -> None:
+        """Release the response; ``finished``: its last event was read (see ``RawResponse``)."""
+        self._response.close(finished)
 
     def interrupt(self) -> None:
         """Wake the blocked read from another thread (a cancel arrived)."""

@@ -1,0 +1,157 @@
+"""A finished stream's connection serves the next run; one whose body does not end is closed.
+
+A small loopback HTTP/1.1 server (kept-alive connections, counted) replays one stream, with a
+Content-Length, chunked, or chunked without its end (the body stays open until the client goes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import compat
+from tests.pg import consumer_store
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("COMPAT_BACKEND", "responses") != "responses",
+    reason="responses backend only",
+)
+
+RESPONSE = {"id": "resp_1", "object": "response", "status": "in_progress", "output": []}
+MESSAGE = {"type": "message", "id": "msg_up", "role": "assistant", "status": "in_progress"}
+DONE_MESSAGE = dict(
+    MESSAGE, status="completed", content=[{"type": "output_text", "text": "Hi", "annotations": []}]
+)
+COMPLETED = dict(
+    RESPONSE,
+    status="completed",
+    output=[DONE_MESSAGE],
+    usage={"input_tokens": 3, "output_tokens": 1, "total_tokens": 4},
+)
+EVENTS = [
+    {"type": "response.created", "response": RESPONSE},
+    {"type": "response.output_item.added", "output_index": 0, "item": MESSAGE},
+    {"type": "response.output_text.delta", "item_id": "msg_up", "delta": "Hi"},
+    {"type": "response.output_item.done", "output_index": 0, "item": DONE_MESSAGE},
+    {"type": "response.completed", "response": COMPLETED},
+]
+HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+
+
+def _events(*, done: bool) -> list[bytes]:
+    events = [b"data: " + json.dumps(e).encode() + b"\n\n" for e in EVENTS]
+    return [*events, b"data: [DONE]\n\n"] if done else events
+
+
+class _Server:
+    """Answers every POST with the stream in ``framing``; counts the connections it accepted."""
+
+    def __init__(self, framing: str) -> None:
+        self.framing = framing
+        self.connections = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.stopping = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.accepting = threading.Thread(target=self._accept, daemon=True)
+        self.accepting.start()
+
+    def _accept(self) -> None:
+        self.listener.settimeout(0.05)  # to see ``stopping``: closing would not wake accept()
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.settimeout(None)
+            self.connections += 1
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self.threads.append(thread)
+            thread.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        buffer = b""
+        with conn:
+            while not self.stopping.is_set():
+                while b"\r\n\r\n" not in buffer:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buffer += data
+                head, _, buffer = buffer.partition(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                while len(buffer) < length:
+                    buffer += conn.recv(65536)
+                buffer = buffer[length:]
+                if self.framing == "length":
+                    body = b"".join(_events(done=False))
+                    conn.sendall(HEAD + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+                    continue
+                chunks = [b"%x\r\n%s\r\n" % (len(e), e) for e in _events(done=True)]
+                head = HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
+                if self.framing == "chunked":  # one write: the end is there with the last event
+                    conn.sendall(head + b"".join(chunks) + b"0\r\n\r\n")
+                    continue
+                conn.sendall(head + b"".join(chunks))
+                # "open": the body never ends; wait until the client closes the connection.
+                while conn.recv(65536):
+                    pass
+                return
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.accepting.join()
+        self.listener.close()
+
+
+@pytest.fixture(params=["length", "chunked", "open"])
+def server(request: Any) -> Iterator[_Server]:
+    server = _Server(request.param)
+    compat.configure(
+        backend="responses",
+        store=consumer_store(),
+        api_key="sk-test",
+        responses_base_url=f"http://127.0.0.1:{server.port}/v1",
+    )
+    try:
+        yield server
+    finally:
+        compat.configure(reset=True)
+        server.close()
+
+
+def test_a_finished_stream_leaves_its_connection_to_the_next_run(server: _Server) -> None:
+    assistant = compat.Assistants.create(model="qwen-plus")
+    for _ in range(3):
+        thread = compat.Threads.create(messages=[{"role": "user", "content": "Hi"}])
+        events = list(compat.Runs.create(thread.id, assistant_id=assistant.id, stream=True))
+        assert events[-1][0] == "thread.run.completed"
+        texts = [d.delta.content.text.value for e, d in events if e == "thread.message.delta"]
+        assert texts == ["Hi"]
+    # The body's end was read after the last event (a [DONE] too), so one connection served
+    # every run; a body that never ends is not waited for: its connection is closed.
+    assert server.connections == (3 if server.framing == "open" else 1)
+
+
+def test_a_plain_run_after_a_stream_works_on_the_connection_it_left(
+    server: _Server,
+) -> None:
+    assistant = compat.Assistants.create(model="qwen-plus")
+    thread = compat.Threads.create(messages=[{"role": "user", "content": "Hi"}])
+    assert list(compat.Runs.create(thread.id, assistant_id=assistant.id, stream=True))
+    run = compat.Runs.create(thread.id, assistant_id=assistant.id)
+    done = compat.Runs.wait(run.id, thread_id=thread.id, timeout_seconds=30)
+    assert done.status == "completed"
+    assert compat.Messages.list(thread.id).data[0].content[0].text.value == "Hi"
