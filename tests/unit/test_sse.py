@@ -207,3 +207,36 @@ def test_a_long_event_with_several_data_lines_is_joined_and_done_still_ends() ->
     chunks = [body[i : i + 65536] for i in range(0, len(body), 65536)]
     assert list(iter_sse_json(chunks)) == [{"t": long}]
     assert list(iter_sse_data(chunks)) == ['{"t":\n"' + long + '"}', "[DONE]", "{}"]
+
+
+ODD_EVENTS = (
+    b'data: {"a":1}\n\n'  # one data line, a space after the colon
+    b'id:2\ndata:{"b":2}\nretry:5\n\n'  # a line after the data line
+    b'data: {\ndata: "c": 3}\n\n'  # two data lines
+    b"id:4\nevent:ping\n\n"  # no data
+    b": comment\n\n"
+    b'data:{"d":"\xe5\xa4\x9a"}\n\n'
+)
+
+
+@pytest.mark.parametrize("body", [DASHSCOPE, OPENAI, ODD_EVENTS])
+@pytest.mark.parametrize("crlf", [False, True])
+def test_one_event_per_chunk_gives_what_one_chunk_gives(body: bytes, crlf: bool) -> None:
+    if crlf:
+        body = body.replace(b"\n", b"\r\n")
+    separator = b"\r\n\r\n" if crlf else b"\n\n"
+    chunks = [event + separator for event in body.split(separator) if event]
+    assert list(iter_sse_data(chunks)) == list(iter_sse_data([body]))
+    assert list(iter_sse_data(chunks))  # every body has data
+
+
+def test_an_event_alone_in_its_chunk_that_is_not_utf8_is_an_invalid_event() -> None:
+    events = iter_sse_json([b'data: {"n":1}\n\n', b'id:2\ndata: {"n":"\xff"}\n\n'])
+    assert next(events) == {"n": 1}
+    with pytest.raises(InvalidEvent, match="not UTF-8"):
+        next(events)
+
+
+def test_done_alone_in_its_chunk_ends_the_stream() -> None:
+    chunks = [b'data: {"type":"a"}\n\n', b"data: [DONE]\n\n", b'data: {"z":1}\n\n']
+    assert list(iter_sse_json(chunks)) == [{"type": "a"}]

@@ -8,7 +8,8 @@ their JSON ``type``. Lines end in LF or CRLF (a lone CR is not a line end here).
 
 This is the hot path of every streamed run: the common event (one ``data:`` line) costs its
 share of one decode and one split per chunk, a ``find`` or two and one call of the C scanner,
-in one generator.
+in one generator. A chunk that is exactly one event (a token stream's: one event per HTTP
+chunk) skips the split: its data line is found in the bytes and only that line is decoded.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ def _events(
         pending_cr = b""
         if 13 in chunk:  # a CR: an int is looked for with memchr, a bytes needle ~10x slower
             # A CRLF split across chunks leaves a CR at the end: keep it for the next chunk.
-            if chunk.endswith(b"\r"):
+            if chunk[-1] == 13:
                 chunk, pending_cr = chunk[:-1], b"\r"
             chunk = chunk.replace(b"\r\n", b"\n")
         if long is not None:
@@ -132,7 +133,7 @@ def _events(
             if item is not _SKIP:
                 yield item
             item = None
-        cut = chunk.rfind(b"\n\n")
+        cut = chunk.find(b"\n\n")
         if cut < 0:
             if len(chunk) < _BIG:
                 pending = chunk + pending_cr
@@ -140,6 +141,40 @@ def _events(
                 long = _Long()
                 pending = long.add(chunk) + pending_cr
             continue
+        if cut == len(chunk) - 2 and cut < _BIG and not pending_cr:
+            # One whole short event (a token stream's chunk): its data line is found in the
+            # bytes, and only that is decoded.
+            pending = b""
+            if chunk.startswith(b"data:"):
+                start = 5
+            else:
+                start = chunk.find(b"\ndata:", 0, cut) + 6
+                if start < 6:
+                    continue
+            if chunk.find(b"\n", start, cut) < 0:  # else more lines: the general case below
+                if chunk[start] == 32:  # b" "
+                    start += 1
+                try:
+                    data = chunk[start:cut].decode()
+                except UnicodeDecodeError:
+                    data = _decoded(chunk[start:cut])  # raises InvalidEvent
+                chunk = b""
+                if not parse:
+                    yield data
+                    continue
+                try:
+                    event, end = scan(data, 0)
+                except (StopIteration, ValueError):
+                    event, end = None, 0
+                if event.__class__ is not dict or end != len(data):
+                    event = _parsed(data, event, end)
+                    if event is None:  # [DONE]
+                        return
+                data = ""
+                yield event
+                event = None
+                continue
+        cut = chunk.rfind(b"\n\n")
         pending = chunk[cut + 2 :] + pending_cr
         # Every complete event of the chunk is decoded at once: an event boundary is ASCII, so
         # no character is split. Undecodable bytes fall back to one event at a time, so the
