@@ -44,8 +44,10 @@ EVENTS = [
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
 
 
-def _events(*, done: bool) -> list[bytes]:
+def _events(*, done: bool, extra: int = 0) -> list[bytes]:
+    """The stream's events, with ``extra`` more text deltas (so that a body outgrows buffers)."""
     events = [b"data: " + json.dumps(e).encode() + b"\n\n" for e in EVENTS]
+    events[3:3] = [b"data: " + json.dumps(EVENTS[2]).encode() + b"\n\n"] * extra
     return [*events, b"data: [DONE]\n\n"] if done else events
 
 
@@ -55,6 +57,7 @@ class _Server:
     def __init__(self, framing: str) -> None:
         self.framing = framing
         self.connections = 0
+        self.extra = 0  # text deltas added to the stream
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.stopping = threading.Event()
@@ -96,10 +99,11 @@ class _Server:
                     buffer += conn.recv(65536)
                 buffer = buffer[length:]
                 if self.framing == "length":
-                    body = b"".join(_events(done=False))
+                    body = b"".join(_events(done=False, extra=self.extra))
                     conn.sendall(HEAD + b"Content-Length: %d\r\n\r\n" % len(body) + body)
                     continue
-                chunks = [b"%x\r\n%s\r\n" % (len(e), e) for e in _events(done=True)]
+                events = _events(done=True, extra=self.extra)
+                chunks = [b"%x\r\n%s\r\n" % (len(e), e) for e in events]
                 head = HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
                 if self.framing == "chunked":  # one write: the end is there with the last event
                     conn.sendall(head + b"".join(chunks) + b"0\r\n\r\n")
@@ -155,3 +159,21 @@ def test_a_plain_run_after_a_stream_works_on_the_connection_it_left(
     done = compat.Runs.wait(run.id, thread_id=thread.id, timeout_seconds=30)
     assert done.status == "completed"
     assert compat.Messages.list(thread.id).data[0].content[0].text.value == "Hi"
+
+
+def test_a_late_wake_up_does_not_reach_the_connection_s_next_request(server: _Server) -> None:
+    from compat.backends.responses._http import RawClient
+
+    if server.framing == "open":
+        pytest.skip("a body that never ends is never kept")
+    client = RawClient(f"http://127.0.0.1:{server.port}/v1", "sk-test", 30.0, 10.0, 0)
+    first = client.post("/responses", {"stream": True})
+    assert b"response.completed" in b"".join(first.iter_chunks())
+    first.close()
+    server.extra = 20_000  # ~1.5 MB: most of it is still to be read after the wake-up
+    second = client.post("/responses", {"stream": True})  # on the connection first left
+    first.interrupt()  # a cancel of the first that came late: it must not shut the socket
+    assert b"response.completed" in b"".join(second.iter_chunks())
+    second.close()
+    client.close_idle()
+    assert server.connections == 1

@@ -69,6 +69,7 @@ class RawResponse:
         self._response = response
         # http.client lets go of the socket of a "Connection: close" answer: keep it to wake
         self._sock = sock
+        self._waking = threading.Lock()  # a wake-up never reaches the connection's next user
         self.status: int = response.status
         self.headers = response.headers
         self.content_type: str = response.headers.get("content-type", "")
@@ -111,6 +112,8 @@ class RawResponse:
             except (OSError, http.client.HTTPException, ValueError):
                 pass  # not kept: closed below
             else:
+                with self._waking:  # a cancel arriving from now on has nothing left to wake
+                    self._sock = None
                 self._client._release(conn)
                 return
         with contextlib.suppress(OSError, http.client.HTTPException, ValueError):
@@ -136,10 +139,11 @@ class RawResponse:
 
     def interrupt(self) -> None:
         """Wake a read blocked on this response from another thread (a cancel arrived)."""
-        sock = self._sock
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        with self._waking:
+            sock = self._sock
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
 
 class RawClient:
