@@ -38,7 +38,17 @@ from compat import __version__
 from compat._log import logger, redact
 from compat.errors import ConfigurationError
 
-__all__ = ["RETRY_STATUSES", "RawClient", "RawResponse"]
+__all__ = [
+    "RETRY_STATUSES",
+    "Origin",
+    "RawClient",
+    "RawResponse",
+    "encode_body",
+    "error_shape",
+    "log_retry",
+    "request_headers",
+    "retry_delay",
+]
 
 JSON = dict[str, Any]
 _log = logger("compat.backends.responses.upstream")
@@ -146,25 +156,83 @@ class RawResponse:
                     sock.shutdown(socket.SHUT_RDWR)
 
 
+class Origin:
+    """Where a base URL's requests go: scheme, host, port, path prefix, and the proxy if any.
+
+    Shared by the sync client and ``compat.aio``'s (``upstream_async``): no I/O.
+    """
+
+    def __init__(self, base_url: str) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigurationError(f"the Responses base URL {base_url!r} is not an http(s) URL")
+        self.base_url = base_url.rstrip("/")
+        self.https = parts.scheme == "https"
+        self.host = parts.hostname
+        self.port = parts.port or (443 if self.https else 80)
+        self.path = parts.path.rstrip("/")
+        self.proxy = _proxy_for(base_url)
+
+    def target(self, path: str) -> str:
+        """The request target of ``path``: absolute through a plain-HTTP proxy."""
+        target = self.path + path
+        if self.proxy is not None and not self.https:
+            target = f"http://{self.host}:{self.port}{target}"  # a plain-HTTP proxy's form
+        return target
+
+    def address(self) -> tuple[str, int]:
+        """Where the connection goes: the proxy, else the origin."""
+        if self.proxy is not None:
+            proxy = urlsplit(self.proxy)
+            return proxy.hostname or "", proxy.port or 80
+        return self.host, self.port
+
+
+def request_headers(api_key: str) -> dict[str, str]:
+    """The headers of every Responses request (both clients)."""
+    return {
+        "Authorization": f"Bearer {api_key}",
+        "Content-Type": "application/json",
+        "Accept": "text/event-stream, application/json",
+        "User-Agent": f"compat/{__version__}",
+    }
+
+
+def encode_body(body: JSON) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def retry_delay(attempt: int, max_retries: int, headers: Any = None) -> float | None:
+    """Seconds to wait before the next attempt, or None when ``attempt`` was the last allowed.
+
+    ``headers``: those of a retryable HTTP answer (their ``Retry-After`` wins over backoff).
+    """
+    if attempt >= max_retries:
+        return None
+    wait = None if headers is None else _retry_after(headers)
+    return _backoff(attempt + 1) if wait is None else min(wait, _MAX_RETRY_AFTER)
+
+
+def log_retry(retry: int, url: str) -> None:
+    _log.info("retrying the Responses request (retry %d): %s", retry, redact(url))
+
+
 class RawClient:
     """POSTs to one Responses API base URL with one key, over kept-alive connections."""
 
     def __init__(
         self, base_url: str, api_key: str, timeout: float, connect_timeout: float, max_retries: int
     ) -> None:
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigurationError(f"the Responses base URL {base_url!r} is not an http(s) URL")
-        self.base_url = base_url.rstrip("/")
-        self._https = parts.scheme == "https"
-        self._host = parts.hostname
-        self._port = parts.port or (443 if self._https else 80)
-        self._path = parts.path.rstrip("/")
+        self.origin = origin = Origin(base_url)
+        self.base_url = origin.base_url
+        self._https = origin.https
+        self._host = origin.host
+        self._port = origin.port
         self._api_key = api_key
         self.timeout = timeout
         self.connect_timeout = min(connect_timeout, timeout)
         self.max_retries = max_retries
-        self._proxy = _proxy_for(base_url)
+        self._proxy = origin.proxy
         self._idle: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
         self._context = ssl.create_default_context() if self._https else None
@@ -177,45 +245,35 @@ class RawClient:
         """
         from compat.backends.responses.upstream import UpstreamHTTPError
 
-        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        headers = {
-            "Authorization": f"Bearer {self._api_key}",
-            "Content-Type": "application/json",
-            "Accept": "text/event-stream, application/json",
-            "User-Agent": f"compat/{__version__}",
-        }
+        data = encode_body(body)
+        headers = request_headers(self._api_key)
         read_timeout = self.timeout if timeout is None else timeout
         attempt = 0
         while True:
-            wait: float | None = None
             try:
                 response = self._send(path, data, headers, read_timeout)
             except _Retryable as exc:
-                if attempt >= self.max_retries:
+                delay = retry_delay(attempt, self.max_retries)
+                if delay is None:
                     raise exc.broken from None
             else:
                 if response.status < 400:
                     return response
                 error = _error_of(response)
-                if response.status not in RETRY_STATUSES or attempt >= self.max_retries:
+                delay = None
+                if response.status in RETRY_STATUSES:
+                    delay = retry_delay(attempt, self.max_retries, response.headers)
+                if delay is None:
                     raise UpstreamHTTPError(error)
-                wait = _retry_after(response.headers)
             attempt += 1
-            delay = _backoff(attempt) if wait is None else min(wait, _MAX_RETRY_AFTER)
-            _log.info(
-                "retrying the Responses request (retry %d): %s",
-                attempt,
-                redact(self.base_url + path),
-            )
+            log_retry(attempt, self.base_url + path)
             time.sleep(delay)
 
     def _send(
         self, path: str, data: bytes, headers: dict[str, str], read_timeout: float
     ) -> RawResponse:
         conn = self._acquire()
-        target = self._path + path
-        if self._proxy is not None and not self._https:
-            target = f"http://{self._host}:{self._port}{target}"  # a plain-HTTP proxy's form
+        target = self.origin.target(path)
         try:
             with _mapped("could not reach the Responses API", retryable=True):
                 if conn.sock is None:
@@ -250,11 +308,7 @@ class RawClient:
             conn.close()
 
     def _new_connection(self) -> http.client.HTTPConnection:
-        if self._proxy is not None:
-            proxy = urlsplit(self._proxy)
-            host, port = proxy.hostname or "", proxy.port or 80
-        else:
-            host, port = self._host, self._port
+        host, port = self.origin.address()
         conn: http.client.HTTPConnection
         if self._https:
             conn = http.client.HTTPSConnection(host, port, context=self._context)
@@ -315,6 +369,11 @@ def _error_of(response: RawResponse) -> JSON:
         raw = b""
     finally:
         response.close()
+    return error_shape(response.status, response.headers, raw)
+
+
+def error_shape(status: int, headers: Any, raw: bytes) -> JSON:
+    """dashscope's error shape from an HTTP error's status, headers and body (both clients)."""
     try:
         body = json.loads(raw) if raw else {}
     except ValueError:
@@ -323,12 +382,11 @@ def _error_of(response: RawResponse) -> JSON:
         body = {}
     nested = body.get("error")
     detail: JSON = nested if isinstance(nested, dict) else body
-    status = response.status
     return {
         "status_code": status,
         "code": detail.get("code") or detail.get("type") or http.client.responses.get(status, ""),
         "message": detail.get("message") or raw[:200].decode(errors="replace") or f"HTTP {status}",
-        "request_id": body.get("request_id") or response.headers.get("x-request-id"),
+        "request_id": body.get("request_id") or headers.get("x-request-id"),
     }
 
 
