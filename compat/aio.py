@@ -11,12 +11,15 @@
 
 Every classmethod of ``compat``'s facade is here with the same parameters (its signature and
 argument checks are the sync method's own), returning the same types. On the ``responses``
-backend runs use the openai SDK's async client on the event loop, with the same translator,
-history and run lifecycle as the sync facade (no thread per call); store calls are local and
-run off the loop in a small thread pool (``backends.responses.offload``), inline for the
-in-memory store. On the ``assistants`` backend (dashscope has no async API for threads) each
-call runs the sync call in a worker thread, and a stream's items are read in worker threads
-too. ``Runs.convert_stream_object`` does no I/O and stays a plain function.
+backend runs use compat's own asyncio HTTP client on the event loop (``backends.responses.
+upstream_async``; no SDK), with the same translator, history and run lifecycle as the sync
+facade (no thread per call); store calls are local and run off the loop in a small thread pool
+(``backends.responses.offload``), inline for the in-memory store. What a call does on the loop
+waits for its turn (``backends.responses.turns``): many calls started at once share the loop's
+passes with its timers and streams rather than hold it until all are done. On the
+``assistants`` backend (dashscope has no async API for threads) each call runs the sync call
+in a worker thread, and a stream's items are read in worker threads too.
+``Runs.convert_stream_object`` does no I/O and stays a plain function.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from compat import _facade, _facade_runs
 from compat import types as t
 from compat._config import current_settings
 from compat.backends.responses.offload import inline_spec, off_loop
+from compat.backends.responses.turns import take_turn
 
 __all__ = ["Assistants", "Messages", "Runs", "Steps", "Threads"]
 
@@ -51,12 +55,15 @@ def _coroutine(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
         token = _facade.ASYNCHRONOUS.set(True)
         try:
             if inline_spec(settings.store):
+                await take_turn()  # the call's store part, on the loop: in its turn
                 reply = method(*args, **kwargs)
             else:  # the call's store part, off the loop; a run's network part comes back
                 reply = await off_loop(method, *args, **kwargs)
         finally:
             _facade.ASYNCHRONOUS.reset(token)
         if inspect.isawaitable(reply):
+            if not inline_spec(settings.store):
+                await take_turn()  # a run's request, sent from the loop
             reply = await reply
             if isinstance(reply, dict) and name in _RUN_REPLIES:
                 reply = t.Run.from_dict(reply)

@@ -112,8 +112,7 @@ class Backend(Protocol):
 
 
 # backend name -> (module, class, the SDK it needs, the extra that installs it)
-# The responses backend's sync path needs no SDK (its own stdlib client); compat.aio needs the
-# openai SDK, and says so on its first run (upstream_async).
+# The responses backend needs no SDK: its own stdlib clients, sync (_http) and async (_http_async).
 _REGISTRY: dict[str, tuple[str, str, str | None, str]] = {
     "responses": ("compat.backends.responses.backend", "ResponsesBackend", None, "responses"),
     "assistants": ("compat.backends.assistants", "AssistantsBackend", "dashscope", "assistants"),

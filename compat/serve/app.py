@@ -164,7 +164,7 @@ class ServeApp:
                 tenants=self.tenants,
             )
             if ids and route.pattern[0] == "threads":
-                self.tenants.check("thread", ids[0], call.tenant)
+                await self.tenants.check("thread", ids[0], call.tenant)
             reply = await calls.HANDLERS[route.name](call, *ids)
         except w.ApiError as exc:
             return route.template, await _error(send, exc)

@@ -95,7 +95,7 @@ async def create_assistant(call: Call) -> Any:
     fields.setdefault("model", None)
     reply = await Assistants.create(**fields, **call.auth)
     if _ok(reply):
-        call.tenants.claim("assistant", reply.id, call.tenant)
+        await call.tenants.claim("assistant", reply.id, call.tenant)
     return reply
 
 
@@ -109,14 +109,15 @@ async def list_assistants(call: Call) -> Any:
         return probe  # the facade's own answer to a bad limit or order
     for cursor in (query["after"], query["before"]):
         if cursor is not None:
-            call.tenants.check("assistant", cursor, call.tenant)
+            await call.tenants.check("assistant", cursor, call.tenant)
     mine: list[Any] = []
     after = None
     while True:
         page = await Assistants.list(limit=100, order=order, after=after, **call.auth)
         if not _ok(page):
             return page
-        mine += [a for a in page.data if call.tenants.owns("assistant", a.id, call.tenant)]
+        owned = await call.tenants.owned("assistant", [a.id for a in page.data], call.tenant)
+        mine += [a for a in page.data if a.id in owned]
         if not page.has_more or not page.data:
             break
         after = page.data[-1].id
@@ -147,17 +148,17 @@ def wire_page(objs: list[Any], limit: int, after: str | None, before: str | None
 
 
 async def retrieve_assistant(call: Call, assistant_id: str) -> Any:
-    call.tenants.check("assistant", assistant_id, call.tenant)
+    await call.tenants.check("assistant", assistant_id, call.tenant)
     return await Assistants.retrieve(assistant_id, **call.auth)
 
 
 async def update_assistant(call: Call, assistant_id: str) -> Any:
-    call.tenants.check("assistant", assistant_id, call.tenant)
+    await call.tenants.check("assistant", assistant_id, call.tenant)
     return await Assistants.update(assistant_id, **call.pick(ASSISTANT_FIELDS), **call.auth)
 
 
 async def delete_assistant(call: Call, assistant_id: str) -> Any:
-    call.tenants.check("assistant", assistant_id, call.tenant)
+    await call.tenants.check("assistant", assistant_id, call.tenant)
     return await Assistants.delete(assistant_id, **call.auth)
 
 
@@ -167,14 +168,14 @@ async def delete_assistant(call: Call, assistant_id: str) -> Any:
 async def create_thread(call: Call) -> Any:
     reply = await Threads.create(**call.pick(("messages", "metadata")), **call.auth)
     if _ok(reply):
-        call.tenants.claim("thread", reply.id, call.tenant)
+        await call.tenants.claim("thread", reply.id, call.tenant)
     return reply
 
 
 async def create_thread_and_run(call: Call) -> Any:
     assistant_id = call.body.get("assistant_id")
     if assistant_id:
-        call.tenants.check("assistant", assistant_id, call.tenant)
+        await call.tenants.check("assistant", assistant_id, call.tenant)
     fields = call.pick(_THREAD_RUN_FIELDS)
     fields.setdefault("assistant_id", None)
     extra = call.extra(_THREAD_RUN_FIELDS)
@@ -182,7 +183,7 @@ async def create_thread_and_run(call: Call) -> Any:
     if isinstance(reply, AsyncIterator):
         return _claiming(reply, call)
     if _ok(reply):
-        call.tenants.claim("thread", reply.thread_id, call.tenant)
+        await call.tenants.claim("thread", reply.thread_id, call.tenant)
     return reply
 
 
@@ -191,7 +192,7 @@ async def _claiming(items: AsyncIterator[Any], call: Call) -> AsyncIterator[Any]
     try:
         async for event, data in items:
             if event == "thread.created":
-                call.tenants.claim("thread", data.id, call.tenant)
+                await call.tenants.claim("thread", data.id, call.tenant)
             yield event, data
     finally:
         await items.aclose()  # type: ignore[attr-defined]
@@ -237,7 +238,7 @@ async def update_message(call: Call, thread_id: str, message_id: str) -> Any:
 async def create_run(call: Call, thread_id: str) -> Any:
     assistant_id = call.body.get("assistant_id")
     if assistant_id:
-        call.tenants.check("assistant", assistant_id, call.tenant)
+        await call.tenants.check("assistant", assistant_id, call.tenant)
     fields = call.pick(_RUN_FIELDS)
     fields.setdefault("assistant_id", None)
     extra = call.extra(_RUN_FIELDS)

@@ -10,14 +10,22 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 from compat._config import current_settings
 from compat.backends import CallOptions, get_backend
+from compat.backends.responses.offload import off_loop
+from compat.backends.responses.turns import take_turn
 from compat.serve.wire import ApiError
 from compat.store import Record, Store
+from compat.store.memory import MemoryStore
 
 __all__ = ["Tenants", "allowed_keys", "bearer_key", "tenant_of"]
+
+_T = TypeVar("_T")
+_P = ParamSpec("_P")
 
 
 def tenant_of(key: str) -> str:
@@ -50,7 +58,11 @@ def allowed_keys(environ: dict[str, str] | None = None) -> frozenset[str] | None
 
 
 class Tenants:
-    """Tenant records in the store compat's ``responses`` backend uses (the same instance)."""
+    """Tenant records in the store compat's ``responses`` backend uses (the same instance).
+
+    The lookups are coroutines: like ``compat.aio``'s own store calls they run off the event
+    loop in the store pool (``offload``), or in the loop's turn on the in-memory store.
+    """
 
     def __init__(self) -> None:
         settings = current_settings()
@@ -58,16 +70,34 @@ class Tenants:
         if store_of is None:
             raise TypeError("compat serve needs the responses backend (COMPAT_BACKEND=responses)")
         self.store: Store = store_of(CallOptions(settings))
+        self._inline = isinstance(self.store, MemoryStore)
 
-    def claim(self, kind: str, object_id: str, tenant: str) -> None:
+    async def _call(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        if self._inline:
+            await take_turn()
+            return fn(*args, **kwargs)
+        return await off_loop(fn, *args, **kwargs)
+
+    async def claim(self, kind: str, object_id: str, tenant: str) -> None:
         """Mark a new assistant or thread as the tenant's."""
+        await self._call(self._claim, kind, object_id, tenant)
+
+    async def owned(self, kind: str, object_ids: list[str], tenant: str) -> set[str]:
+        """Which of these objects exist and are the tenant's (one store call for them all)."""
+        return await self._call(self._owned, kind, object_ids, tenant)
+
+    async def check(self, kind: str, object_id: str, tenant: str) -> None:
+        """Raise the API's not-found answer unless the object exists and is the tenant's."""
+        if not await self.owned(kind, [object_id], tenant):
+            raise ApiError.not_found(kind)
+
+    def _claim(self, kind: str, object_id: str, tenant: str) -> None:
         self.store.update(kind, object_id, lambda r: Record(r.data, {**r.meta, "tenant": tenant}))  # type: ignore[arg-type]
 
-    def owns(self, kind: str, object_id: str, tenant: str) -> bool:
-        record = self.store.get(kind, object_id)  # type: ignore[arg-type]
-        return record is not None and record.meta.get("tenant") == tenant
-
-    def check(self, kind: str, object_id: str, tenant: str) -> None:
-        """Raise the API's not-found answer unless the object exists and is the tenant's."""
-        if not self.owns(kind, object_id, tenant):
-            raise ApiError.not_found(kind)
+    def _owned(self, kind: str, object_ids: list[str], tenant: str) -> set[str]:
+        mine = set()
+        for object_id in object_ids:
+            record = self.store.get(kind, object_id)  # type: ignore[arg-type]
+            if record is not None and record.meta.get("tenant") == tenant:
+                mine.add(object_id)
+        return mine

@@ -45,6 +45,39 @@ def test_importing_compat_aio_imports_no_sdk() -> None:
     assert out.stdout.strip() == "[]"
 
 
+AIO_RUN = """
+import asyncio, os, sys
+sys.path.insert(0, sys.argv[1])
+import compat
+from compat import aio
+from compat.testing import Emulator
+
+async def main():
+    a = await aio.Assistants.create(model="qwen-plus")
+    t = await aio.Threads.create(messages=[{"role": "user", "content": "Hi"}])
+    return [e async for e, _ in await aio.Runs.create(t.id, assistant_id=a.id, stream=True)]
+
+with Emulator() as emu:
+    os.environ.update(emu.env())
+    compat.configure(backend="responses", store="memory")
+    events = asyncio.run(main())
+    assert events[-1] == "thread.run.completed", events
+    print(sorted(m for m in ("openai", "httpx2", "httpx", "dashscope") if m in sys.modules))
+"""
+
+
+def test_a_streamed_run_on_compat_aio_imports_no_sdk() -> None:
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = subprocess.run(
+        [sys.executable, "-c", AIO_RUN, root],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert out.stdout.strip() == "[]"
+
+
 @pytest.fixture(params=["memory", "sqlite"])
 def on_responses(request: pytest.FixtureRequest, compat_emulator: Emulator, tmp_path: Any) -> Any:
     """The responses backend on the in-memory store (called inline) and on a SQLite file (store
@@ -87,8 +120,8 @@ def test_thirty_two_streams_on_one_loop_complete_and_the_loop_stays_free(
             await aio.Threads.create(messages=[{"role": "user", "content": f"Question {i}"}])
             for i in range(32)
         ]
-        # The first run imports the openai SDK (a second or so, once per process): not a stall
-        # of the loop's steady state, so it happens before the ticker starts.
+        # A first run warms up what a process does once (its first connection, compat's
+        # first-use paths) before the ticker starts.
         warm = await aio.Threads.create(messages=[{"role": "user", "content": "warm up"}])
         await _stream_text(warm.id, assistant.id)
         gaps: list[float] = []
@@ -122,6 +155,28 @@ def test_thirty_two_streams_on_one_loop_complete_and_the_loop_stays_free(
     assert len(begun) == 32
     store = "memory" if compat.configure().store == "memory" else "SQLite"
     print(f"longest event-loop stall during 32 streams ({store} store): {longest * 1000:.1f} ms")
+
+
+def test_a_consumer_behind_the_network_reads_its_backlog_whole(on_responses: Emulator) -> None:
+    # The stream's bytes pile up while the consumer sleeps (well over one piece the client
+    # hands the parser at a time); then it reads them, the loop getting passes in between.
+    words = [f"word{n} " for n in range(4000)]
+    on_responses.queue(Scenario.text("".join(words), chunks=words))
+
+    async def main() -> tuple[str, str]:
+        assistant = await aio.Assistants.create(model="qwen-plus")
+        thread = await aio.Threads.create(messages=[{"role": "user", "content": "Hi"}])
+        stream = await aio.Runs.create(thread.id, assistant_id=assistant.id, stream=True)
+        text, last = "", ""
+        async for event, data in stream:
+            if not last:
+                await asyncio.sleep(0.3)
+            last = event
+            if event == "thread.message.delta":
+                text += data.delta.content.text.value
+        return last, text
+
+    assert asyncio.run(main()) == ("thread.run.completed", "".join(words))
 
 
 def test_aclose_mid_stream_cancels_the_run(on_responses: Emulator) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import subprocess
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 import compat
+from compat import aio
 from compat.testing import Emulator, Scenario
 from tests.pg import consumer_store
 
@@ -36,6 +38,25 @@ def _run(**kwargs: Any) -> list[tuple[Any, Any]]:
     return list(compat.Runs.create(thread.id, assistant_id=assistant.id, stream=True, **kwargs))
 
 
+def _arun(**kwargs: Any) -> list[tuple[Any, Any]]:
+    """``_run`` through ``compat.aio`` (its own HTTP client: the same settings apply)."""
+
+    async def main() -> list[tuple[Any, Any]]:
+        assistant = await aio.Assistants.create(model="qwen-plus")
+        thread = await aio.Threads.create(
+            messages=[{"role": "user", "content": "Tell me a story."}]
+        )
+        items = await aio.Runs.create(thread.id, assistant_id=assistant.id, stream=True, **kwargs)
+        if isinstance(items, dict):  # an error before the stream: its one item
+            return [(None, items)]
+        return [item async for item in items]
+
+    return asyncio.run(main())
+
+
+RUNNERS = pytest.mark.parametrize("run", [_run, _arun], ids=["sync", "aio"])
+
+
 def _responses_requests(emu: Emulator) -> int:
     return sum(r.path.endswith("/responses") for r in emu.requests)
 
@@ -43,20 +64,22 @@ def _responses_requests(emu: Emulator) -> int:
 # -- retries -----------------------------------------------------------------------------------
 
 
-def test_no_retry_by_default_the_error_is_returned_at_once(responses: Emulator) -> None:
+@RUNNERS
+def test_no_retry_by_default_the_error_is_returned_at_once(responses: Emulator, run: Any) -> None:
     responses.queue(
         Scenario.failure("InternalError", "try later", mode="http_error", status=503),
         Scenario.text("Second try."),
     )
-    items = _run()
+    items = run()
     assert [(event, data["status_code"], data["code"]) for event, data in items] == [
         (None, 503, "InternalError")
     ]
     assert _responses_requests(responses) == 1
 
 
+@RUNNERS
 def test_max_retries_retries_a_failed_request_and_logs_it(
-    responses: Emulator, caplog: pytest.LogCaptureFixture
+    responses: Emulator, caplog: pytest.LogCaptureFixture, run: Any
 ) -> None:
     compat.configure(max_retries=1)
     responses.queue(
@@ -64,7 +87,7 @@ def test_max_retries_retries_a_failed_request_and_logs_it(
         Scenario.text("Second try."),
     )
     with caplog.at_level(logging.INFO, logger="compat"):
-        items = _run()
+        items = run()
     assert items[-1][0] == "thread.run.completed"
     text = "".join(d.delta.content.text.value for e, d in items if e == "thread.message.delta")
     assert text == "Second try."
@@ -78,23 +101,25 @@ def test_max_retries_retries_a_failed_request_and_logs_it(
 # -- timeouts ----------------------------------------------------------------------------------
 
 
+@RUNNERS
 def test_compat_timeout_bounds_a_stalled_stream(
-    responses: Emulator, monkeypatch: pytest.MonkeyPatch
+    responses: Emulator, monkeypatch: pytest.MonkeyPatch, run: Any
 ) -> None:
     monkeypatch.setenv("COMPAT_TIMEOUT", "0.5")
     responses.queue(Scenario.failure("x", "y", after_text="Once upon", mode="stall", seconds=3))
-    event, run = _run()[-1]
+    event, ended = run()[-1]
     assert event == "thread.run.failed"
-    assert run.last_error["code"] == "timeout"
+    assert ended.last_error["code"] == "timeout"
 
 
+@RUNNERS
 def test_request_timeout_of_the_call_wins_over_compat_timeout(
-    responses: Emulator, monkeypatch: pytest.MonkeyPatch
+    responses: Emulator, monkeypatch: pytest.MonkeyPatch, run: Any
 ) -> None:
     monkeypatch.setenv("COMPAT_TIMEOUT", "0.5")
     responses.queue(Scenario.failure("x", "y", after_text="Once upon", mode="stall", seconds=1.5))
-    event, run = _run(request_timeout=30)[-1]
-    assert (event, run.status) == ("thread.run.completed", "completed")
+    event, ended = run(request_timeout=30)[-1]
+    assert (event, ended.status) == ("thread.run.completed", "completed")
 
 
 # -- logs --------------------------------------------------------------------------------------
@@ -136,6 +161,7 @@ LOCAL_CALLS = """
 import sys
 sys.path.insert(0, sys.argv[1])
 import compat
+from compat import aio
 assistant = compat.Assistants.create(model="qwen-plus", instructions="Be brief.")
 assistant = compat.Assistants.update(assistant.id, name="tutor")
 thread = compat.Threads.create(messages=[{"role": "user", "content": "Hi"}])

@@ -1,6 +1,7 @@
 """Store calls made from an event loop (``compat.aio``): off the loop when the store does I/O.
 
-The in-memory store answers in microseconds and is called inline. SQLite and PostgreSQL calls
+The in-memory store answers in microseconds and is called inline, in the loop's turn
+(``turns``). SQLite and PostgreSQL calls
 run in a small pool of threads shared by the process (``MAX_WORKERS``), so a slow disk or
 database holds a worker thread, never the loop. The calls go through unchanged: the logic is
 the sync code's, only where it runs differs.
@@ -21,6 +22,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
+from compat.backends.responses.turns import take_turn
 from compat.store import Store
 from compat.store.memory import MemoryStore
 
@@ -57,6 +59,11 @@ class StoreCalls:
 
     async def __call__(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
         if self.inline:
+            try:
+                await take_turn()
+            except asyncio.CancelledError:  # a cancel skips no call (an abort, a cleanup)
+                fn(*args, **kwargs)
+                raise
             return fn(*args, **kwargs)
         future = self._last = _submit(self._last, functools.partial(fn, *args, **kwargs))
         return await _result(future)

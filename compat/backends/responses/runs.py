@@ -57,6 +57,7 @@ from compat.backends.responses.ownership import (
 )
 from compat.backends.responses.translate import ResponsesTranslator
 from compat.backends.responses.upstream import UpstreamBroken, UpstreamHTTPError, upstream_for
+from compat.backends.responses.upstream_async import async_upstream_for
 from compat.errors import StoreError, TimeoutException
 from compat.store import Record, RunGone, Store, Tx, transition
 from compat.types import ThreadMessageDelta
@@ -254,8 +255,6 @@ class RunExecutor:
 
     async def _aopen(self, opening: Opening) -> Job:
         """Send the prepared request (the async shell)."""
-        from compat.backends.responses.upstream_async import async_upstream_for
-
         job = opening.job
         try:
             upstream = async_upstream_for(opening.opts.settings, opening.opts.api_key)

@@ -2,12 +2,12 @@
 
 Sync runs go through compat's own stdlib client (``_http.RawClient``): base URL, auth, JSON
 body, timeouts, retries and HTTP errors, at a fraction of the openai client's cost per process,
-per request and per event (``_http``'s docstring has the figures). ``compat.aio`` uses the
-openai SDK's async client (``upstream_async``). Either way the event bytes are parsed by
-``sse``, and every failure is mapped by ``mapped_errors``.
+per request and per event (``_http``'s docstring has the figures). ``compat.aio`` uses its
+asyncio twin (``_http_async``, through ``upstream_async``) on the same shared rules. Either way
+the event bytes are parsed by ``sse``, and every failure is mapped by ``mapped_errors``.
 
-Neither ``openai`` nor ``httpx2`` is imported here: a sync run never imports them, and
-``mapped_errors`` only recognises their exceptions when something else imported them.
+Neither ``openai`` nor ``httpx2`` is imported here: no run imports them, and ``mapped_errors``
+only recognises their exceptions when something else imported them.
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ import contextlib
 import json
 import logging
 import os
-import socket
 import sys
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from compat._config import CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Settings
 from compat._log import logger, redact
@@ -29,16 +28,12 @@ from compat.backends.responses._http import RawClient, RawResponse
 from compat.backends.responses.sse import InvalidEvent, Known, iter_sse_json
 from compat.errors import AuthenticationError, ConfigurationError
 
-if TYPE_CHECKING:
-    import httpx2
-
 __all__ = [
     "Upstream",
     "UpstreamBroken",
     "UpstreamHTTPError",
     "UpstreamStream",
     "client_key",
-    "interrupt_response",
     "mapped_errors",
     "parse_json_body",
     "request_body",
@@ -87,9 +82,9 @@ def _status_error(exc: Any) -> JSON:
 def mapped_errors() -> Iterator[None]:
     """Map every failure of a Responses request or stream to compat's, most specific first.
 
-    compat's own client raises ``UpstreamHTTPError`` / ``UpstreamBroken`` already (its stdlib
+    compat's own clients raise ``UpstreamHTTPError`` / ``UpstreamBroken`` already (their stdlib
     exceptions are mapped in ``_http._mapped``); the openai client's and httpx2's exceptions
-    (``compat.aio``) are recognised when those modules are loaded.
+    are recognised when those modules are loaded.
     """
     try:
         yield
@@ -144,20 +139,6 @@ def parse_json_body(raw: bytes) -> JSON:
     if not isinstance(body, dict):
         raise UpstreamBroken("invalid_stream", "the Responses API answered a non-object body")
     return body
-
-
-def interrupt_response(http_response: Any) -> None:
-    """Wake a read blocked on an httpx2 response's socket, from another thread (a cancel).
-
-    Shutting the socket down makes the blocked read fail at once, which closing it from
-    another thread would not; the reader then finds its job cancelled.
-    """
-    try:
-        stream = http_response.extensions["network_stream"]
-        sock = stream.get_extra_info("socket")
-        sock.shutdown(socket.SHUT_RDWR)
-    except (AttributeError, KeyError, TypeError, OSError):
-        pass  # already closed, or a transport without a socket: the next event will do
 
 
 class UpstreamStream:
@@ -228,25 +209,6 @@ def request_body(request: JSON) -> JSON:
     if extra:
         body.update(extra)
     return body
-
-
-def _timeout(seconds: float) -> httpx2.Timeout:  # the async client's
-    """Up to ``seconds`` between bytes; a connection needs no longer than CONNECT_TIMEOUT."""
-    import httpx2
-
-    return httpx2.Timeout(seconds, connect=min(CONNECT_TIMEOUT, seconds))
-
-
-def _on_attempt(request: httpx2.Request) -> None:
-    """httpx2 request hook: log openai's retries (each attempt carries its retry count)."""
-    retry = request.headers.get("x-stainless-retry-count", "0")
-    if retry != "0":
-        _log.info("retrying the Responses request (retry %s): %s", retry, redact(str(request.url)))
-
-
-async def _on_attempt_async(request: httpx2.Request) -> None:
-    """``_on_attempt`` for the async client."""
-    _on_attempt(request)
 
 
 def _log_request(base_url: str, request: JSON, timeout: float | None) -> None:
