@@ -1,13 +1,14 @@
-"""compat.aio's transport parts that need no server: HTTP/1.1 chunked decoding, loop turns."""
+"""compat.aio's transport parts that need no server: HTTP/1.1 framing, loop turns."""
 
 from __future__ import annotations
 
 import asyncio
+import http.client
 import time
 
 import pytest
 
-from compat.backends.responses._http_async import ChunkedDecoder
+from compat.backends.responses._http_framing import ChunkedDecoder, parse_headers
 from compat.backends.responses.turns import take_turn
 
 BODY = [b"data: {}\n\n", b"x" * 300, b"", b"tail"]
@@ -40,6 +41,19 @@ def test_a_chunked_body_decodes_the_same_however_its_bytes_arrive(trailer: bytes
 def test_malformed_chunked_framing_raises_value_error(wire: bytes) -> None:
     with pytest.raises(ValueError):
         ChunkedDecoder().feed(wire)
+
+
+def test_header_fields_by_any_case_repeated_ones_joined_folded_ones_continued() -> None:
+    raw = b"Content-Type: text/event-stream\r\nX-A: 1\r\nx-a: 2\r\nX-Long: one\r\n  two\r\n"
+    headers = parse_headers(raw)
+    assert headers.get("content-type") == headers.get("Content-Type") == "text/event-stream"
+    assert (headers.get("X-A"), headers.get("x-long"), headers.get("nope", "-")) == (
+        "1, 2",
+        "one two",
+        "-",
+    )
+    with pytest.raises(http.client.HTTPException):
+        parse_headers(b"no colon here\r\n")
 
 
 def test_turns_let_every_caller_through_in_order_and_the_loop_round_between() -> None:

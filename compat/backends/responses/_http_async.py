@@ -6,7 +6,7 @@ answers are retried and after how long (``retry_delay``), the error shape of an 
 (``error_shape``) and the one mapping of the standard library's exceptions (``_http._mapped``).
 Only the I/O differs: a connection is an ``asyncio.Protocol`` whose reader awaits the bytes
 (with the read timeout between them), and HTTP/1.1's framing (chunked, ``Content-Length`` or up
-to the close) is decoded here (``ChunkedDecoder``).
+to the close) is decoded by ``_http_framing``.
 
 Why not the openai SDK's async client (measured, ``benchmarks/aio_loop_stall.py``): building a
 request through it holds the event loop for 1 to 2 ms of CPU, so 32 runs starting at once held
@@ -36,8 +36,9 @@ from compat.backends.responses._http import (
     request_headers,
     retry_delay,
 )
+from compat.backends.responses._http_framing import ChunkedDecoder, Headers, parse_headers
 
-__all__ = ["AsyncRawClient", "AsyncRawResponse", "ChunkedDecoder"]
+__all__ = ["AsyncRawClient", "AsyncRawResponse"]
 
 #: Unread bytes past which a connection stops reading until its reader catches up.
 _HIGH_WATER = 1 << 20
@@ -45,9 +46,6 @@ _HIGH_WATER = 1 << 20
 _PIECE = 1 << 14
 #: The longest status line and headers accepted.
 _MAX_HEAD = 1 << 16
-#: A chunk-size line (with its extensions) or trailer line longer than this is refused.
-_MAX_LINE = 4096
-_HEX = b"0123456789abcdefABCDEF"
 #: Idle kept-alive connections kept per client.
 _MAX_IDLE = 32
 
@@ -63,68 +61,6 @@ async def _ssl_context() -> ssl.SSLContext:
         if _context is None:
             _context = context
     return _context
-
-
-class ChunkedDecoder:
-    """HTTP/1.1 chunked transfer coding, bytes in, body bytes out (no I/O).
-
-    ``feed`` returns the body bytes the data completes (possibly none); ``done`` is set at the
-    last chunk's trailer end, and ``rest`` holds what followed it. Malformed framing raises
-    ``ValueError`` (mapped as a broken connection, as ``http.client`` raises it).
-    """
-
-    __slots__ = ("_left", "_pending", "_state", "done", "rest")
-
-    def __init__(self) -> None:
-        self._pending = b""
-        self._left = 0
-        self._state = 0  # 0: size line, 1: data, 2: CRLF after data, 3: trailer lines
-        self.done = False
-        self.rest = b""
-
-    def feed(self, data: bytes) -> bytes:
-        buf = self._pending + data if self._pending else data
-        out: list[bytes] = []
-        pos, end = 0, len(buf)
-        state, left = self._state, self._left
-        while pos < end:
-            if state == 1:
-                take = min(left, end - pos)
-                out.append(buf[pos : pos + take] if take < end or pos else buf)
-                pos += take
-                left -= take
-                if not left:
-                    state = 2
-            elif state == 2:
-                if end - pos < 2:
-                    break
-                if buf[pos : pos + 2] != b"\r\n":
-                    raise ValueError("a chunk of the Responses stream was not followed by CRLF")
-                pos += 2
-                state = 0
-            else:
-                eol = buf.find(b"\r\n", pos)
-                if eol < 0:
-                    if end - pos > _MAX_LINE:
-                        raise ValueError("the Responses stream sent an overlong chunk line")
-                    break
-                line = buf[pos:eol]
-                pos = eol + 2
-                if state == 3:
-                    if not line:  # the blank line after the trailers: the body's end
-                        self.done = True
-                        self.rest = buf[pos:]
-                        pos = end
-                        break
-                    continue
-                size = line.split(b";", 1)[0].strip()
-                if not size or size.lstrip(_HEX):
-                    raise ValueError(f"invalid chunk size in the Responses stream: {line[:40]!r}")
-                left = int(size, 16)
-                state = 1 if left else 3
-        self._pending = buf[pos:] if pos < end else b""
-        self._state, self._left = state, left
-        return out[0] if len(out) == 1 else b"".join(out)
 
 
 class _Connection(asyncio.Protocol):
@@ -263,30 +199,6 @@ class _Connection(asyncio.Protocol):
                 sock.shutdown(socket.SHUT_RDWR)
 
 
-class Headers(dict[str, str]):
-    """An answer's headers by lower-case name (a repeated one: its values joined by ", ")."""
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return super().get(name.lower(), default)
-
-
-def _headers(fields: bytes) -> Headers:
-    headers = Headers()
-    key = ""
-    for line in fields.decode("latin-1").split("\r\n"):
-        if line[:1] in (" ", "\t") and key:  # an obsolete folded continuation
-            headers[key] = f"{headers[key]} {line.strip()}"
-            continue
-        name, colon, value = line.partition(":")
-        if not colon:
-            if line.strip():
-                raise http.client.HTTPException(f"a malformed header line: {line[:80]!r}")
-            continue
-        key, value = name.strip().lower(), value.strip()
-        headers[key] = f"{headers[key]}, {value}" if key in headers else value
-    return headers
-
-
 async def _read_head(conn: _Connection) -> tuple[int, bytes, Headers]:
     """An answer's status, HTTP version and headers (interim 1xx answers skipped)."""
     while True:
@@ -309,7 +221,7 @@ async def _read_head(conn: _Connection) -> tuple[int, bytes, Headers]:
         status = int(parts[1])
         if 100 <= status < 200 and status != 101:
             continue
-        return status, parts[0], _headers(fields)
+        return status, parts[0], parse_headers(fields)
 
 
 class AsyncRawResponse:
