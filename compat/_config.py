@@ -80,10 +80,19 @@ class Settings:
     #: None: compat's DEFAULT_TIMEOUT on the responses backend, dashscope's own on assistants
     timeout: float | None = None
     max_retries: int = DEFAULT_MAX_RETRIES
-    #: how long a run's driver holds its lease without renewing it (renewed every third)
+    #: how long a run's driver holds its lease without renewing it
     lease_seconds: float = 15.0
+    #: how often the driver renews its lease; None: every third of ``lease_seconds``
+    lease_renew_seconds: float | None = None
     #: how long a process exiting normally waits for its non-streamed runs to finish
     exit_timeout: float = 30.0
+
+    @property
+    def renew_seconds(self) -> float:
+        """Seconds between two renewals of a run's lease (the setting, else a third of it)."""
+        if self.lease_renew_seconds is not None:
+            return self.lease_renew_seconds
+        return self.lease_seconds / 3
 
     def key(self, per_call: str | None = None) -> str | None:
         """The key for one call: ``per_call``, else this snapshot's, else dashscope's files."""
@@ -111,6 +120,7 @@ _ENV: dict[str, tuple[str, ...]] = {
     "timeout": ("COMPAT_TIMEOUT", "DASHSCOPE_TIMEOUT"),
     "max_retries": ("COMPAT_MAX_RETRIES", "DASHSCOPE_MAX_RETRIES"),
     "lease_seconds": ("COMPAT_LEASE_SECONDS",),
+    "lease_renew_seconds": ("COMPAT_LEASE_RENEW_SECONDS",),
     "exit_timeout": ("COMPAT_EXIT_TIMEOUT",),
 }
 #: setting name -> the module attribute legacy code assigns (``dashscope.api_key = ...``)
@@ -130,9 +140,11 @@ def configure(**settings: Any) -> Settings:
 
     Accepts ``backend``, ``api_key``, ``api_key_file_path``, ``assistants_base_url``,
     ``responses_base_url``, ``store``, ``history``, ``instructions``, ``timeout`` (seconds),
-    ``max_retries``, ``lease_seconds`` and ``exit_timeout`` (seconds; migration_guide.md 5.2.1).
-    A value of ``None`` removes that override (the lower tiers apply again);
-    ``configure(reset=True)`` removes them all. Returns the settings now in force.
+    ``max_retries``, ``lease_seconds``, ``lease_renew_seconds`` and ``exit_timeout`` (seconds;
+    migration_guide.md 5.2.1). A value of ``None`` removes that override (the lower tiers apply
+    again); ``configure(reset=True)`` removes them all. Returns the settings now in force. A
+    call whose values would not make valid settings (a renewal not shorter than the lease)
+    raises ``ConfigurationError`` and changes nothing.
     """
     reset = settings.pop("reset", False)
     unknown = sorted(set(settings) - _NAMES)
@@ -146,23 +158,31 @@ def configure(**settings: Any) -> Settings:
         if value is not None
     }
     with _lock:
-        if reset:
-            _overrides.clear()
+        overrides = {} if reset else dict(_overrides)
         for name in settings:
             if name in parsed:
-                _overrides[name] = parsed[name]
+                overrides[name] = parsed[name]
             else:
-                _overrides.pop(name, None)
-    return current_settings()
+                overrides.pop(name, None)
+        now = _settings(overrides)  # raises, changing nothing, if they do not fit together
+        _overrides.clear()
+        _overrides.update(overrides)
+    return now
 
 
 def current_settings() -> Settings:
     """The settings in force now (module docstring: precedence)."""
+    return _settings(_overrides)
+
+
+def _settings(overrides: dict[str, Any]) -> Settings:
     values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
     env = os.environ
     for name, variables in _ENV.items():
-        if name in _overrides:
-            values[name] = _overrides[name]
+        if name in overrides:
+            values[name] = overrides[name]
+            origins[name] = "compat.configure()"
             continue
         attr = _IN_CODE.get(name)
         if attr is not None:
@@ -174,10 +194,21 @@ def current_settings() -> Settings:
             raw = env.get(var)
             if raw:
                 values[name] = _parse(name, raw, var)
+                origins[name] = var
                 break
     if "responses_base_url" not in values and values.get("assistants_base_url"):
         values["responses_base_url"] = compatible_mode_url(values["assistants_base_url"])
-    return Settings(**values)
+    settings = Settings(**values)
+    renew = settings.lease_renew_seconds
+    if renew is not None and renew >= settings.lease_seconds:
+        raise ConfigurationError(
+            f"lease_renew_seconds ({renew:g}, from "
+            f"{origins.get('lease_renew_seconds', 'the default')}) must be shorter than "
+            f"lease_seconds ({settings.lease_seconds:g}, from "
+            f"{origins.get('lease_seconds', 'the default')}): a lease must be renewed before it "
+            "lapses"
+        )
+    return settings
 
 
 def compatible_mode_url(http_base_url: str) -> str:
@@ -230,7 +261,7 @@ def _parse(name: str, value: Any, origin: str) -> Any:
             f"unknown history mode {value!r} (from {origin}); "
             f"valid choices: {', '.join(HISTORY_MODES)}"
         )
-    if name in ("timeout", "lease_seconds", "exit_timeout"):
+    if name in ("timeout", "lease_seconds", "lease_renew_seconds", "exit_timeout"):
         number = _number(value, float, origin, name)
         if not (number > 0 and math.isfinite(number)):
             raise ConfigurationError(f"{name} must be positive seconds, got {value!r} ({origin})")

@@ -142,6 +142,13 @@ def report(settings: _config.Settings) -> list[tuple[str, str, str]]:
         ("timeout", timeout, src["timeout"]),
         ("max retries", str(settings.max_retries), src["max_retries"]),
         ("lease", f"{settings.lease_seconds:g}s", src["lease_seconds"]),
+        (
+            "lease renewal",
+            f"every {settings.renew_seconds:g}s",
+            src["lease_renew_seconds"]
+            if settings.lease_renew_seconds is not None
+            else "a third of the lease",
+        ),
         ("exit timeout", f"{settings.exit_timeout:g}s", src["exit_timeout"]),
         ("log", _log_setting(), "env COMPAT_LOG" if os.environ.get("COMPAT_LOG") else "default"),
     ]

@@ -100,6 +100,41 @@ def test_of_concurrent_creates_on_one_thread_exactly_one_is_accepted(responses: 
         stream.close()
 
 
+# -- leases -------------------------------------------------------------------------------------
+
+
+def test_a_short_renewal_setting_renews_a_long_lease_while_the_run_is_held(
+    responses: Emulator,
+) -> None:
+    # A ten-minute lease would next be renewed in 200 s; renewed every 0.1 s, it moves forward
+    # (and the text so far is stored with it) while the upstream holds the run.
+    compat.configure(lease_seconds=600, lease_renew_seconds=0.1)
+    responses.queue(stalled("Partial answer"))
+    assistant, thread = setup("Hi")
+    stream = compat.Runs.create(thread.id, assistant_id=assistant.id, stream=True)
+    events_until_delta(stream)
+    (run,) = compat.Runs.list(thread.id).data
+    first = _lease_until(run.id)
+    later = wait_for(lambda: (u := _lease_until(run.id)) > first and u, "a renewal")
+    wait_for(lambda: _lease_until(run.id) > later, "a second renewal")
+
+    def checkpointed() -> Any:
+        (message,) = [m for m in compat.Messages.list(thread.id).data if m.role == "assistant"]
+        text = message.content[0].text.value if message.content else ""
+        # the text of the deltas read so far (the stream is read no further meanwhile)
+        return message.status == "in_progress" and text and "Partial answer".startswith(text)
+
+    wait_for(checkpointed, "the text so far to be stored with a renewal")
+    assert compat.Runs.cancel(run.id, thread_id=thread.id).status == "cancelling"
+    assert [e for e, _ in stream][-1] == "thread.run.cancelled"
+
+
+def _lease_until(run_id: str) -> int:
+    record = _store().get("run", run_id)
+    assert record is not None
+    return int(record.meta["lease"]["until"])
+
+
 # -- cancel -----------------------------------------------------------------------------------
 
 

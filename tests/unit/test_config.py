@@ -34,6 +34,8 @@ ENV_VARS = (
     "DASHSCOPE_TIMEOUT",
     "COMPAT_MAX_RETRIES",
     "DASHSCOPE_MAX_RETRIES",
+    "COMPAT_LEASE_SECONDS",
+    "COMPAT_LEASE_RENEW_SECONDS",
 )
 
 
@@ -315,6 +317,81 @@ def test_bad_values_given_to_configure_change_nothing(clean_env: pytest.MonkeyPa
     with pytest.raises(ConfigurationError, match="api_key must be a string"):
         configure(api_key=123)
     assert current_settings() == Settings()
+
+
+def test_lease_renewal_defaults_to_a_third_of_the_lease(clean_env: pytest.MonkeyPatch) -> None:
+    settings = current_settings()
+    assert (settings.lease_seconds, settings.lease_renew_seconds) == (15.0, None)
+    assert settings.renew_seconds == 5.0
+    clean_env.setenv("COMPAT_LEASE_SECONDS", "0.9")
+    assert current_settings().renew_seconds == pytest.approx(0.3)
+    assert "lease_renew_seconds=None" in repr(current_settings())
+
+
+def test_lease_renewal_from_the_environment_and_configure(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("COMPAT_LEASE_RENEW_SECONDS", "2.5")
+    settings = current_settings()
+    assert (settings.lease_renew_seconds, settings.renew_seconds) == (2.5, 2.5)
+    assert "lease_renew_seconds=2.5" in repr(settings)
+    settings = configure(lease_seconds=60, lease_renew_seconds=10)
+    assert (settings.lease_seconds, settings.renew_seconds) == (60.0, 10.0)
+    assert configure(lease_renew_seconds=None).renew_seconds == 2.5  # the environment's again
+
+
+@pytest.mark.parametrize(
+    ("lease", "renew", "message"),
+    [
+        (
+            None,
+            "15",
+            "lease_renew_seconds (15, from COMPAT_LEASE_RENEW_SECONDS) must be shorter "
+            "than lease_seconds (15, from the default)",
+        ),
+        (
+            "1",
+            "2",
+            "lease_renew_seconds (2, from COMPAT_LEASE_RENEW_SECONDS) must be shorter "
+            "than lease_seconds (1, from COMPAT_LEASE_SECONDS)",
+        ),
+        (
+            None,
+            "0",
+            "lease_renew_seconds must be positive seconds, got '0' (COMPAT_LEASE_RENEW_SECONDS)",
+        ),
+        (None, "-1", "lease_renew_seconds must be positive seconds, got '-1'"),
+        (None, "soon", "lease_renew_seconds must be a number, got 'soon'"),
+    ],
+)
+def test_a_renewal_that_is_not_shorter_than_the_lease_is_refused(
+    clean_env: pytest.MonkeyPatch, lease: str | None, renew: str, message: str
+) -> None:
+    if lease is not None:
+        clean_env.setenv("COMPAT_LEASE_SECONDS", lease)
+    clean_env.setenv("COMPAT_LEASE_RENEW_SECONDS", renew)
+    with pytest.raises(ConfigurationError) as info:
+        current_settings()
+    assert message in str(info.value)
+
+
+def test_configure_refuses_a_renewal_not_shorter_than_the_lease_and_keeps_what_was_set(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    configure(store="memory", lease_seconds=3)
+    with pytest.raises(ConfigurationError, match=r"\(3, from compat.configure\(\)\)"):
+        configure(lease_renew_seconds=3)
+    with pytest.raises(ConfigurationError, match="must be shorter than lease_seconds"):
+        configure(lease_seconds=1, lease_renew_seconds=2)
+    with pytest.raises(ConfigurationError, match="lease_renew_seconds must be positive"):
+        configure(lease_renew_seconds=0)
+    with pytest.raises(ConfigurationError, match="must be shorter than lease_seconds"):
+        configure(reset=True, lease_renew_seconds=20)
+    settings = current_settings()
+    assert (settings.store, settings.lease_seconds, settings.lease_renew_seconds) == (
+        "memory",
+        3.0,
+        None,
+    )
+    assert configure(lease_renew_seconds=2.9).renew_seconds == 2.9
 
 
 # -- the key is never shown ------------------------------------------------------------------

@@ -69,12 +69,14 @@ class Job:
         translator: ResponsesTranslator,
         lease_seconds: float,
         system: str | None,
+        renew_seconds: float | None = None,
     ) -> None:
         self.run_id: str = run["id"]
         self.thread_id: str = run["thread_id"]
         self.history = history
         self.translator = translator
         self.lease_seconds = lease_seconds
+        self.renew_seconds = lease_seconds / 3 if renew_seconds is None else renew_seconds
         #: the instructions sent as a system message (they stay in the chain), or None
         self.system = system
         self.upstream: Any = None  # UpstreamStream or AsyncUpstreamStream, once opened

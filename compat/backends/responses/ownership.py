@@ -150,6 +150,8 @@ class Job(Protocol):
 
     run_id: str
     lease_seconds: float
+    #: seconds between two renewals of the lease (shorter than ``lease_seconds``)
+    renew_seconds: float
 
     def stop(self) -> None:
         """The run was cancelled or taken away elsewhere: end it soon."""
@@ -255,7 +257,7 @@ class RunOwnership:
             job.stop()  # cancelling, deleted with its thread, or reaped as an orphan
             return
         renewed = self._renewed.get(job.run_id)
-        if renewed is None or time.monotonic() - renewed < job.lease_seconds / 3:
+        if renewed is None or time.monotonic() - renewed < job.renew_seconds:
             return
         self._renew(job)
 

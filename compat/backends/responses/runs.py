@@ -232,7 +232,8 @@ class RunExecutor:
             **translator_args,
         )
         sent = history.input_for(continuation)
-        job = Job(run, sent, translator, opts.settings.lease_seconds, system)
+        settings = opts.settings
+        job = Job(run, sent, translator, settings.lease_seconds, system, settings.renew_seconds)
         self.owners.drive(job)
         return Opening(job, request_for(sent), history, continuation, cursor, request_for, opts)
 
