@@ -46,6 +46,8 @@ ON CONFLICT (kind, id) DO UPDATE SET
 """
 
 SELECT = "SELECT data, meta FROM records WHERE kind = ? AND id = ?"
+# The record's status, picked out by SQLite (the JSON text never reaches Python).
+SELECT_STATUS = "SELECT json_extract(data, '$.status') FROM records WHERE kind = ? AND id = ?"
 
 # SQLITE_BUSY and SQLITE_LOCKED (and their extended codes) all read like this.
 BUSY_MESSAGES = ("database is locked", "database table is locked", "database is busy")
@@ -141,6 +143,12 @@ class SQLiteTx:
         check_kind(kind)
         rows = self.writer.query(SELECT, (kind, id))
         return decode(rows[0][0], rows[0][1]) if rows else None
+
+    def status(self, kind: Kind, id: str) -> str | None:
+        check_kind(kind)
+        rows = self.writer.query(SELECT_STATUS, (kind, id))
+        status = rows[0][0] if rows else None
+        return status if isinstance(status, str) else None
 
     def put(self, kind: Kind, data: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
         writer = self.writer

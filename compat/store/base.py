@@ -66,6 +66,11 @@ class Tx(Protocol):
     def get(self, kind: Kind, id: str) -> Record | None:
         """The record, or None."""
 
+    def status(self, kind: Kind, id: str) -> str | None:
+        """The record's ``data["status"]`` (None: no such record, or no status), read without
+        decoding the record, and locked as ``get`` locks it: a long message costs no copy.
+        """
+
     def put(self, kind: Kind, data: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
         """As ``Store.put``, inside the transaction."""
 

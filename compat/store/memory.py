@@ -36,6 +36,8 @@ class _Entry(NamedTuple):
     # than copy.deepcopy, and values that would not survive SQLite fail here too.
     data: str
     meta: str
+    #: ``data["status"]`` if it is a string (``Tx.status`` reads it without decoding ``data``)
+    status: str | None
 
 
 class _MemoryTx:
@@ -49,11 +51,16 @@ class _MemoryTx:
         entry = self.store._tables[kind].get(id)
         return None if entry is None else decode(entry.data, entry.meta)
 
+    def status(self, kind: Kind, id: str) -> str | None:
+        check_kind(kind)
+        entry = self.store._tables[kind].get(id)
+        return None if entry is None else entry.status
+
     def put(self, kind: Kind, data: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
         # Applied at once (reads in the transaction see it); undone if the block raises.
         row = encode(kind, data, meta)
         self.store._undo.append(self.store._snapshot(row.kind, row.id))
-        self.store._write(row)
+        self.store._write(row, _status(data))
 
     def delete(self, kind: Kind, id: str) -> bool:
         check_kind(kind)
@@ -90,11 +97,11 @@ class MemoryStore(TransitionMixin):
 
     def put_many(self, items: Sequence[tuple[Kind, dict[str, Any], dict[str, Any] | None]]) -> None:
         # Encoding everything first is what makes the batch all-or-nothing: writing can't fail.
-        rows = [encode(kind, data, meta) for kind, data, meta in items]
+        rows = [(encode(kind, data, meta), _status(data)) for kind, data, meta in items]
         with self._lock:
             self._check_open()
-            for row in rows:
-                self._write(row)
+            for row, status in rows:
+                self._write(row, status)
 
     def get(self, kind: Kind, id: str) -> Record | None:
         check_kind(kind)
@@ -173,12 +180,12 @@ class MemoryStore(TransitionMixin):
         if self._closed:
             raise StoreError(f"{self!r} is closed")
 
-    def _write(self, row: Row) -> None:
+    def _write(self, row: Row, status: str | None) -> None:
         table = self._tables[row.kind]
         old = table.get(row.id)
         seq = next(self._seq) if old is None else old.seq
         meta = row.meta if row.meta is not None else "{}" if old is None else old.meta
-        table[row.id] = _Entry(seq, row.created_at, row.parent_id, row.data, meta)
+        table[row.id] = _Entry(seq, row.created_at, row.parent_id, row.data, meta, status)
 
     def _delete(self, kind: Kind, id: str) -> bool:
         if kind == "thread":
@@ -211,3 +218,8 @@ class MemoryStore(TransitionMixin):
         table = self._tables[kind]
         for rid in [rid for rid, e in table.items() if e.parent_id in parents]:
             del table[rid]
+
+
+def _status(data: dict[str, Any]) -> str | None:
+    status = data.get("status")
+    return status if isinstance(status, str) else None

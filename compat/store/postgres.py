@@ -59,6 +59,20 @@ _LOCKING_SELECT = "SELECT data, meta FROM compat_get(%s, %s)"
 # The database's clock, read when the statement runs (not at the transaction's start).
 _CLOCK = "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint"
 _LOCK_THREAD = "SELECT 1 FROM compat_records WHERE kind = 'thread' AND id = %s FOR UPDATE"
+# Tx.status: the locks compat_get takes (the record's thread, then the record), in two
+# statements sent together; the server picks the status out of the JSON text.
+_LOCK_THREAD_OF = """
+SELECT 1 FROM compat_records t WHERE t.kind = 'thread' AND t.id = (
+    SELECT CASE WHEN r.kind = 'step' THEN (
+        SELECT p.parent_id FROM compat_records p WHERE p.kind = 'run' AND p.id = r.parent_id
+    ) ELSE r.parent_id END
+    FROM compat_records r WHERE r.kind = %s AND r.id = %s
+) FOR UPDATE
+"""
+# -> (not ->>): the status as JSON, which psycopg decodes (a number stays a number).
+_LOCKING_STATUS = (
+    "SELECT data::json -> 'status' FROM compat_records WHERE kind = %s AND id = %s FOR UPDATE"
+)
 _DEFAULT_TIMEOUT = 10.0
 #: Pipeline mode needs libpq 14; with an older one every statement waits for its answer.
 _PIPELINED = psycopg.Pipeline.is_supported()
@@ -134,6 +148,18 @@ class _PgTx:
             return None
         self._known[(kind, id)] = (row[0], row[1])
         return decode(row[0], row[1])
+
+    def status(self, kind: Kind, id: str) -> str | None:
+        check_kind(kind)
+        known = self._known.get((kind, id))
+        if known is not None:
+            return _status(decode(*known).data)
+        if kind in ("message", "run", "step"):
+            self._send(_LOCK_THREAD_OF, (kind, id))
+        cursor = self._send(_LOCKING_STATUS, (kind, id))
+        self._wait()
+        row = cursor.fetchone()
+        return row[0] if row is not None and isinstance(row[0], str) else None
 
     def put(self, kind: Kind, data: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
         self._put(encode(kind, data, meta))
@@ -365,6 +391,11 @@ class PostgresStore(TransitionMixin):
         """A live pooled connection; what psycopg raises comes out as StoreError."""
         with store_errors(self.name), self._pool.connection() as conn:
             yield conn
+
+
+def _status(data: dict[str, Any]) -> str | None:
+    status = data.get("status")
+    return status if isinstance(status, str) else None
 
 
 def _roll_back(conn: psycopg.Connection[Any]) -> None:

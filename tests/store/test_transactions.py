@@ -113,6 +113,79 @@ def test_concurrent_moves_from_many_threads_apply_exactly_one(store: Store) -> N
     assert len(lost) == 15
 
 
+def _message(status: str, text: str) -> dict[str, Any]:
+    return {
+        "id": "msg_1",
+        "object": "thread.message",
+        "created_at": 2,
+        "thread_id": "thread_1",
+        "status": status,
+        "content": [{"type": "text", "text": {"value": text, "annotations": []}}],
+    }
+
+
+def test_a_transaction_reads_a_status_alone(store: Store) -> None:
+    long = '\u4f60\u597d "quoted" ' * 20_000  # a long answer, non-ASCII and escaped
+    store.put("thread", {"id": "thread_1", "created_at": 1}, {"active_run_id": "run_1"})
+    store.put("run", _run("in_progress"), {"lease": {"owner": "a", "until": 5}})
+    store.put("message", _message("in_progress", long), {"mine": True})
+    store.put("step", {"id": "step_1", "created_at": 3, "run_id": "run_1", "status": 7})
+    with store.transaction() as tx:
+        assert tx.status("message", "msg_1") == "in_progress"
+        assert tx.status("run", "run_1") == "in_progress"
+        assert tx.status("thread", "thread_1") is None  # a thread has no status
+        assert tx.status("step", "step_1") is None  # not a string
+        assert tx.status("message", "msg_2") is None
+        assert tx.status("assistant", "asst_1") is None
+        # The checkpoint's write: meta None keeps the stored meta; the read sees the write.
+        tx.put("message", _message("completed", long + "!"), None)
+        assert tx.status("message", "msg_1") == "completed"
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.put("message", _message("incomplete", "x"), None)
+        assert tx.status("message", "msg_1") == "incomplete"
+        raise RuntimeError("roll back")
+    with store.transaction() as tx:
+        assert tx.status("message", "msg_1") == "completed"
+    stored = store.get("message", "msg_1")
+    assert stored is not None
+    assert stored.data == _message("completed", long + "!")
+    assert stored.meta == {"mine": True}
+    with pytest.raises(ValueError, match="unknown record kind"), store.transaction() as tx:
+        tx.status("file", "x")  # type: ignore[arg-type]
+
+
+def test_a_checkpoint_by_status_never_overwrites_a_finished_message(store: Store) -> None:
+    # Checkpoints (status read, then the text so far written while in_progress) race the
+    # message's completion: whichever order they take, completed is never overwritten.
+    store.put("thread", {"id": "thread_1", "created_at": 1})
+    store.put("run", _run("in_progress"))
+    store.put("message", _message("in_progress", ""))
+    barrier = threading.Barrier(9)
+
+    def checkpoint(n: int) -> None:
+        barrier.wait(10)
+        for i in range(20):
+            with store.transaction() as tx:
+                if tx.status("message", "msg_1") == "in_progress":
+                    tx.put("message", _message("in_progress", f"{n}-{i}"), None)
+
+    def complete() -> None:
+        barrier.wait(10)
+        with store.transaction() as tx:
+            if tx.status("message", "msg_1") == "in_progress":
+                tx.put("message", _message("completed", "the answer"), None)
+
+    threads = [threading.Thread(target=checkpoint, args=(n,)) for n in range(8)]
+    threads.append(threading.Thread(target=complete))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    stored = store.get("message", "msg_1")
+    assert stored is not None
+    assert stored.data == _message("completed", "the answer")
+
+
 def test_sqlite_store_files_are_private(tmp_path: Path) -> None:
     from compat.store import open_store
 

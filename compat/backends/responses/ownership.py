@@ -115,9 +115,10 @@ def keep_text(tx: Tx, checkpoint: dict[str, Any] | None) -> None:
     """Store the unfinished message's text so far (``Job.checkpoint``) while it is unfinished."""
     if checkpoint is None:
         return
-    stored = tx.get("message", checkpoint["id"])
-    if stored is not None and stored.data.get("status") == "in_progress":
-        tx.put("message", checkpoint, stored.meta)
+    # The status alone is read (the stored text is not decoded); the row stays locked until the
+    # put, which keeps the stored meta.
+    if tx.status("message", checkpoint["id"]) == "in_progress":
+        tx.put("message", checkpoint, None)
 
 
 def claim_thread(tx: Tx, thread: Record, run: dict[str, Any], meta: dict[str, Any]) -> str | None:
