@@ -275,8 +275,8 @@ def dumps(value: dict[str, Any]) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def decode(data: str, meta: str) -> Record:
-    """A fresh `Record` from stored JSON text."""
+def decode(data: str | bytes | bytearray, meta: str | bytes | bytearray) -> Record:
+    """A fresh `Record` from stored JSON text (or its UTF-8)."""
     return Record(json.loads(data), json.loads(meta))
 
 

@@ -17,25 +17,26 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
-from psycopg.pq import TransactionStatus
+from psycopg.adapt import Dumper
+from psycopg.pq import Format, TransactionStatus
 
 from . import _pg_schema
 from ._pg_pool import ConnectionPool
+from ._utf8 import dumps_utf8
 from .base import (
     PARENT_FIELD,
     Kind,
     Page,
     Record,
-    Row,
     TransitionMixin,
     apply_update,
     check_kind,
     decode,
-    encode,
+    index_fields,
     store_errors,
     window,
 )
@@ -76,6 +77,58 @@ _LOCKING_STATUS = (
 _DEFAULT_TIMEOUT = 10.0
 #: Pipeline mode needs libpq 14; with an older one every statement waits for its answer.
 _PIPELINED = psycopg.Pipeline.is_supported()
+
+
+class Utf8Text:
+    """A ``text`` parameter given as its UTF-8 (``_utf8.dumps_utf8``), sent as it stands.
+
+    psycopg would encode a ``str`` into a UTF-8 copy of its own, then copy that into the
+    parameter's buffer; these bytes go to libpq as they are (``_Utf8Dumper``).
+    """
+
+    __slots__ = ("utf8",)
+
+    def __init__(self, utf8: bytes | bytearray) -> None:
+        self.utf8 = utf8
+
+
+class _Utf8Dumper(Dumper):
+    """Dumps ``Utf8Text`` as a ``text`` parameter in text format: its bytes, not copied."""
+
+    oid = psycopg.adapters.types["text"].oid
+    format = Format.TEXT
+
+    def dump(self, obj: Utf8Text) -> bytes | bytearray:
+        conn = self.connection
+        if conn is not None and conn.info.encoding != "utf-8":  # a client_encoding set otherwise
+            return obj.utf8.decode().encode(conn.info.encoding)
+        return obj.utf8
+
+
+#: Registered on psycopg's global map (copied by each connection made after it): the class is
+#: compat's own, so no other user of psycopg in the process sees a change.
+psycopg.adapters.register_dumper(Utf8Text, _Utf8Dumper)
+
+#: JSON text as read (``str``) or as written (UTF-8).
+_Text = str | bytes | bytearray
+
+
+class _Row(NamedTuple):
+    """A record ready to store: index fields pulled out, dicts as UTF-8 JSON."""
+
+    kind: Kind
+    id: str
+    parent_id: str | None
+    created_at: int
+    data: Utf8Text
+    meta: Utf8Text | None  # None keeps the stored meta
+
+
+def _encode(kind: Kind, data: dict[str, Any], meta: dict[str, Any] | None) -> _Row:
+    """Validate the index fields and serialise the record (a long text encoded once)."""
+    rid, parent_id, created_at = index_fields(kind, data)
+    stored_meta = None if meta is None else Utf8Text(dumps_utf8(meta))
+    return _Row(kind, rid, parent_id, created_at, Utf8Text(dumps_utf8(data)), stored_meta)
 
 
 def display_uri(uri: str) -> str:
@@ -128,7 +181,7 @@ class _PgTx:
         self.store = store
         self.pipelined = pipelined
         # (kind, id) -> the record's JSON texts as this transaction last read or wrote them
-        self._known: dict[tuple[str, str], tuple[str, str]] = {}
+        self._known: dict[tuple[str, str], tuple[_Text, _Text]] = {}
         self._now: int | None = None
 
     def get(self, kind: Kind, id: str) -> Record | None:
@@ -162,15 +215,15 @@ class _PgTx:
         return row[0] if row is not None and isinstance(row[0], str) else None
 
     def put(self, kind: Kind, data: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
-        self._put(encode(kind, data, meta))
+        self._put(_encode(kind, data, meta))
 
-    def _put(self, row: Row) -> None:
+    def _put(self, row: _Row) -> None:
         self._send(_UPSERT, row._asdict())
         key = (row.kind, row.id)
         if row.meta is not None:
-            self._known[key] = (row.data, row.meta)
+            self._known[key] = (row.data.utf8, row.meta.utf8)
         elif key in self._known:
-            self._known[key] = (row.data, self._known[key][1])
+            self._known[key] = (row.data.utf8, self._known[key][1])
 
     def delete(self, kind: Kind, id: str) -> bool:
         check_kind(kind)
@@ -279,7 +332,7 @@ class PostgresStore(TransitionMixin):
         self.put_many([(kind, data, meta)])
 
     def put_many(self, items: Sequence[tuple[Kind, dict[str, Any], dict[str, Any] | None]]) -> None:
-        rows = [encode(kind, data, meta) for kind, data, meta in items]
+        rows = [_encode(kind, data, meta) for kind, data, meta in items]
         if not rows:
             return
         if len(rows) == 1:

@@ -23,6 +23,7 @@ psycopg = (
     pytest.importorskip("psycopg") if os.environ.get("CI") != "true" else __import__("psycopg")
 )
 
+from compat.store import postgres  # noqa: E402
 from compat.store.postgres import (  # noqa: E402
     MIGRATIONS,
     PostgresStore,
@@ -330,3 +331,72 @@ def test_import_compat_does_not_import_psycopg() -> None:
     code = "import sys, compat, compat.store; print('psycopg' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# -- long rows: the JSON goes out as UTF-8, built once --------------------------------------------
+
+
+def _long_message(text: str, n: int = 1) -> dict[str, Any]:
+    return {
+        "id": f"msg_{n}",
+        "object": "thread.message",
+        "created_at": n,
+        "thread_id": "thread_1",
+        "status": "completed",
+        "content": [{"type": "text", "text": {"value": text, "annotations": []}}],
+    }
+
+
+@pytest.mark.parametrize("encoding", ["default", "LATIN1"])
+def test_long_rows_round_trip_exactly(pg_uri: str, encoding: str) -> None:
+    from compat.store.base import dumps
+
+    if encoding == "default":
+        text = '你好\uff0c世界 "quoted"\n\\ 🚀\x01' * 40_000
+        uri = pg_uri
+    else:  # a client_encoding other than UTF-8: the UTF-8 is sent in the connection's
+        text = 'café "é"\n\\ ' * 80_000
+        uri = (
+            f"{pg_uri}&client_encoding=LATIN1"
+            if "?" in pg_uri
+            else f"{pg_uri}?client_encoding=LATIN1"
+        )
+    store = PostgresStore(uri)
+    try:
+        meta = {"m": text[:70_000]}
+        store.put("message", _long_message(text, 1), meta)  # one statement
+        store.put_many(  # one transaction
+            [
+                ("message", _long_message(text + "2", 2), meta),
+                ("thread", {"id": "thread_1", "created_at": 0}, None),
+            ]
+        )
+        with store.transaction() as tx:
+            tx.put("message", _long_message(text + "3", 3), None)
+            known = tx.get("message", "msg_3")  # served from what this transaction wrote
+            assert known is not None and known.data == _long_message(text + "3", 3)
+            assert tx.status("message", "msg_3") == "completed"
+        for n, suffix in ((1, ""), (2, "2"), (3, "3")):
+            record = store.get("message", f"msg_{n}")
+            assert record is not None
+            assert record.data == _long_message(text + suffix, n)
+            assert record.meta == (meta if n < 3 else {})
+        with psycopg.connect(pg_uri, autocommit=True) as conn:
+            (stored,) = conn.execute(
+                "SELECT data FROM compat_records WHERE kind = 'message' AND id = 'msg_1'"
+            ).fetchone()
+        assert stored == dumps(_long_message(text, 1))  # the very text dumps() gives
+        # The parameter psycopg sends is the UTF-8 built once, not a copy of it.
+        row = postgres._encode("message", _long_message(text), None)
+        assert isinstance(row.data.utf8, bytearray)
+        with psycopg.connect(uri) as conn:
+            transformer = psycopg.adapt.Transformer(conn)
+            dumper = transformer.get_dumper(row.data, psycopg.adapt.PyFormat.AUTO)
+            sent = dumper.dump(row.data)
+            assert sent is row.data.utf8 if encoding == "default" else sent == text_in_latin1(row)
+    finally:
+        store.close()
+
+
+def text_in_latin1(row: Any) -> bytes:
+    return bytes(row.data.utf8).decode().encode("latin-1")
