@@ -269,6 +269,72 @@ def test_a_killed_drivers_run_is_reaped_with_its_text_so_far(shared: tuple[Emula
     assert compat.Runs.wait(again.id, thread_id=thread.id).status == "completed"
 
 
+@pytest.mark.parametrize("reader", ["Messages.list", "Messages.retrieve", "Threads.retrieve"])
+def test_reading_the_thread_of_a_killed_driver_reaps_its_run(
+    shared: tuple[Emulator, str], reader: str
+) -> None:
+    # Nobody reads the run: reading the thread or its messages is enough to reap it.
+    emu, store = shared
+    words = [f"w{n} " for n in range(3000)]
+    emu.queue(Scenario.of(Text("".join(words), chunks=words)).paced(0.01))
+    assistant = compat.Assistants.create(model="qwen-plus")
+    thread = compat.Threads.create(messages=[{"role": "user", "content": "Hi"}])
+    env = dict(os.environ, **emu.env())
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED, str(ROOT), store, thread.id, assistant.id],
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == b"streaming\n"
+        wait_for(lambda: _stored_text(thread.id), "the partial text to be checkpointed")
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(60)
+        if child.stdout is not None:
+            child.stdout.close()
+    run_id = _raw("thread", thread.id).meta["active_run_id"]
+    message_id = _stored_text(thread.id)[0]
+    read = {
+        "Messages.list": lambda: compat.Messages.list(thread.id),
+        "Messages.retrieve": lambda: compat.Messages.retrieve(message_id, thread_id=thread.id),
+        "Threads.retrieve": lambda: compat.Threads.retrieve(thread.id),
+    }[reader]
+
+    def reaped() -> bool:
+        assert read().status_code == 200
+        return bool(_raw("run", run_id).data["status"] == "expired")
+
+    wait_for(reaped, f"{reader} to reap the orphan once its lease lapsed")
+    (message,) = [m for m in compat.Messages.list(thread.id).data if m.role == "assistant"]
+    text = message.content[0].text.value
+    assert (message.id, message.status) == (message_id, "incomplete")
+    assert text and "".join(words).startswith(text)
+    assert _raw("thread", thread.id).meta["active_run_id"] is None
+    run = compat.Runs.retrieve(run_id, thread_id=thread.id)
+    assert (run.status, run.last_error["code"]) == ("expired", "worker_lost")
+
+
+def _raw(kind: Any, object_id: str) -> Any:
+    """The stored record, read from the store itself (no facade call: nothing is reaped)."""
+    backend, opts = compat._facade._options(None, None, {})
+    record = backend.store(opts).get(kind, object_id)
+    assert record is not None
+    return record
+
+
+def _stored_text(thread_id: str) -> tuple[str, str] | None:
+    """(id, text) of the thread's assistant message, as stored, once it has text."""
+    backend, opts = compat._facade._options(None, None, {})
+    for message in backend.store(opts).list("message", parent_id=thread_id).data:
+        if message["role"] == "assistant" and message["content"]:
+            text = message["content"][0]["text"]["value"]
+            if text:
+                return message["id"], text
+    return None
+
+
 SHORT_LIVED = """
 import sys
 sys.path.insert(0, sys.argv[1])

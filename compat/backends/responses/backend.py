@@ -218,8 +218,15 @@ class ResponsesBackend:
         )
 
     def retrieve_thread(self, thread_id: str, opts: CallOptions) -> JSON:
-        record = self.store(opts).get("thread", thread_id)
+        record = self._read_thread(thread_id, opts)
         return ok(record.data) if record else not_found("thread")
+
+    def _read_thread(self, thread_id: str, opts: CallOptions) -> Record | None:
+        """The thread, its orphaned run (if any) reaped first: its message then reads as left."""
+        record = self.store(opts).get("thread", thread_id)
+        if record is not None:
+            self.executor(opts).owners.reap_thread(record)
+        return record
 
     def update_thread(self, thread_id: str, params: JSON, opts: CallOptions) -> JSON:
         metadata = params.get("metadata")
@@ -255,19 +262,17 @@ class ResponsesBackend:
         return ok(message)
 
     def retrieve_message(self, thread_id: str, message_id: str, opts: CallOptions) -> JSON:
-        store = self.store(opts)
-        if store.get("thread", thread_id) is None:
+        if self._read_thread(thread_id, opts) is None:
             return not_found("thread")
-        record = store.get("message", message_id)
+        record = self.store(opts).get("message", message_id)
         if record is None or record.data.get("thread_id") != thread_id:
             return not_found("message")
         return ok(record.data)
 
     def list_messages(self, thread_id: str, query: JSON, opts: CallOptions) -> JSON:
-        store = self.store(opts)
-        if store.get("thread", thread_id) is None:
+        if self._read_thread(thread_id, opts) is None:
             return not_found("thread")
-        return _page(store, "message", thread_id, query)
+        return _page(self.store(opts), "message", thread_id, query)
 
     def update_message(
         self, thread_id: str, message_id: str, params: JSON, opts: CallOptions

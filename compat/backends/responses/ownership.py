@@ -3,10 +3,10 @@
 A run in ``queued``/``in_progress``/``cancelling`` is driven by one process, which holds a
 *lease* on it: ``meta["lease"] = {"owner": worker id, "until": ms}``, renewed while it drives
 (``RunOwnership``'s keeper thread). A run whose lease has lapsed is an orphan: whoever reads it
-next, in any process on any host sharing the store, moves it to ``expired`` (``last_error.code``
-``worker_lost``), marks its unfinished message ``incomplete`` (the text checkpointed so far
-kept) and frees its thread. No pid or host name decides liveness; a forked child gets its own
-worker id. A ``requires_action`` run expires at its ``expires_at``.
+or its thread next, in any process on any host sharing the store, moves it to ``expired``
+(``last_error.code`` ``worker_lost``), marks its unfinished message ``incomplete`` (the text
+checkpointed so far kept) and frees its thread. No pid or host name decides liveness; a forked
+child gets its own worker id. A ``requires_action`` run expires at its ``expires_at``.
 
 A thread holds at most one active run (``meta["active_run_id"]``): the claim and the insert of
 the queued run are one store transaction, so of two racing creates exactly one wins.
@@ -221,6 +221,19 @@ class RunOwnership:
             if not lapsed(current, tx.now_ms()):
                 return current
             return expire_run(tx, current, _LOST)
+
+    def reap_thread(self, thread: Record) -> None:
+        """Reap the thread's active run if its lease lapsed (before its messages are shown).
+
+        Only a thread's active run can be lapsed (every move out of the active statuses frees
+        the thread), so this costs nothing on an idle thread and one read by id on a busy one.
+        """
+        active = thread.meta.get("active_run_id")
+        if not active:
+            return
+        record = self.store.get("run", active)
+        if record is not None:
+            self.reap(record)
 
     def reap_orphans(self, thread_id: str) -> None:
         """Reap every lapsed run of the thread (before a list shows them)."""
