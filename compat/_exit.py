@@ -16,13 +16,20 @@ from collections.abc import Callable
 __all__ = ["exiting", "on_exit"]
 
 _hooks: list[Callable[[], None]] = []
+#: Called after every hook of ``_hooks``: what must outlive the work they finish (the stores).
+_last_hooks: list[Callable[[], None]] = []
 _state = {"exiting": False}
 
 
-def on_exit(hook: Callable[[], None]) -> None:
-    """Call ``hook`` at exit, after the hooks added before it (each at most once)."""
-    if hook not in _hooks:
-        _hooks.append(hook)
+def on_exit(hook: Callable[[], None], *, last: bool = False) -> None:
+    """Call ``hook`` at exit, after the hooks added before it (each at most once).
+
+    ``last``: after every hook added without it, whenever either was added (a store closes its
+    connections after the runs that write to it have finished).
+    """
+    hooks = _last_hooks if last else _hooks
+    if hook not in hooks:
+        hooks.append(hook)
 
 
 def exiting() -> bool:
@@ -33,6 +40,8 @@ def exiting() -> bool:
 def _at_exit() -> None:
     _state["exiting"] = True
     for hook in list(_hooks):
+        hook()
+    for hook in list(_last_hooks):
         hook()
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import os
 import sqlite3
 import threading
@@ -12,6 +11,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
+
+from compat._exit import on_exit
 
 from . import _sqlite_direct
 from ._sqlite_lock import Turnstile
@@ -126,14 +127,15 @@ def _after_fork_in_child() -> None:
         store._after_fork_in_child()
 
 
-def _close_writers_at_exit() -> None:
-    """Close the write connections no thread is using, as the ``sqlite3`` module's connections
-    are closed when the interpreter ends: the last connection out folds the WAL into the file."""
+def _close_at_exit() -> None:
+    """Close the connections no thread is using, readers then writer: the last one out folds
+    the WAL into the file. Called after every other exit hook (``on_exit(last=True)``), so
+    after the non-streamed runs finished at exit made their last writes."""
     for store in list(_open_stores):
-        store._close_writer_if_free()
+        store._close_at_exit()
 
 
-atexit.register(_close_writers_at_exit)  # before runs.py's: LIFO, so after its runs finish
+on_exit(_close_at_exit, last=True)
 
 
 if hasattr(os, "register_at_fork"):
@@ -393,6 +395,13 @@ class SQLiteStore(TransitionMixin):
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.close()
+
+    def _close_at_exit(self) -> None:
+        with self._pool_lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+        self._close_writer_if_free()
 
     def _close_writer_if_free(self) -> None:
         if self._write_lock.acquire(blocking=False):

@@ -412,6 +412,34 @@ def test_a_run_unfinished_when_the_exit_timeout_ends_is_expired_and_the_process_
     assert compat.Runs.wait(again.id, thread_id=thread_id).status == "completed"
 
 
+def test_a_process_exiting_after_its_runs_finish_leaves_the_wal_folded_in(
+    compat_emulator: Emulator, tmp_path: Path
+) -> None:
+    # The store's connections are closed after the runs finished at exit have written: the last
+    # connection out checkpoints the WAL into the file and removes it. Nothing else has the file
+    # open (this process has not touched it).
+    store = str(tmp_path / "alone.sqlite3")
+    compat_emulator.queue(Scenario.text("word " * 60).paced(0.01))
+    env = dict(os.environ, **compat_emulator.env())
+    result = subprocess.run(
+        [sys.executable, "-c", SHORT_LIVED, str(ROOT), store],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=True,
+    )
+    assert result.stdout.split()[2] == "queued"  # finished at exit, then the store closed
+    wal = Path(f"{store}-wal")
+    assert not wal.exists() or wal.stat().st_size == 0
+    compat.configure(backend="responses", store=store)
+    try:
+        thread_id, run_id, _ = result.stdout.split()
+        assert compat.Runs.retrieve(run_id, thread_id=thread_id).status == "completed"
+    finally:
+        compat.configure(reset=True)
+
+
 AT_EXIT = """
 import atexit, sys
 
