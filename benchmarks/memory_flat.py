@@ -102,8 +102,9 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, n)
 #: held at that point (a profile hook looks at every call and return: the final events, the
 #: store's write, not only the moments between two events).
 TRACED_CHILD = """
-import sys, tracemalloc
+import os, sys, sysconfig, tracemalloc
 tracemalloc.start(1)
+import compat
 from compat import Assistants, Runs, Threads
 assistant = Assistants.create(model="qwen-plus")
 thread = Threads.create(messages=[{"role": "user", "content": "Count."}])
@@ -124,7 +125,11 @@ print(tracemalloc.get_traced_memory()[1] - base)
 print(high - base)
 for stat in at_high.compare_to(start, "lineno")[:6]:
     frame = stat.traceback[0]
-    where = f"{frame.filename}:{frame.lineno}"
+    name = frame.filename
+    for root in (os.path.dirname(os.path.dirname(compat.__file__)), sysconfig.get_path("stdlib")):
+        if name.startswith(root + os.sep):  # compat/... and the stdlib's own, not this machine's
+            name = os.path.relpath(name, root)
+    where = f"{name}:{frame.lineno}"
     print(f"{stat.size_diff / 2**20:8.2f} MiB {stat.count_diff:8d} blocks  {where}")
 """
 
