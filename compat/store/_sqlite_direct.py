@@ -183,19 +183,16 @@ class DirectConnection:
         return int(self._api.keep.sqlite3_changes(self._db))
 
     def execute(self, sql: str) -> None:
-        """Run one statement without parameters (PRAGMA, COMMIT, ...), not cached."""
+        """Run one statement without parameters (BEGIN, COMMIT, PRAGMA, ...); prepared once."""
         api = self._api.keep
-        stmt = _P()
-        rc = api.sqlite3_prepare_v2(self._db, sql.encode(), -1, ctypes.byref(stmt), None)
-        if rc != _OK:
-            raise self._error(rc)
+        stmt = self._statement(sql)
         try:
             while (rc := api.sqlite3_step(stmt)) == _ROW:
                 pass
             if rc != _DONE:
                 raise self._error(rc)
         finally:
-            api.sqlite3_finalize(stmt)
+            api.sqlite3_reset(stmt)
 
     # -- transactions -----------------------------------------------------------------------
 

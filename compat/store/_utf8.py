@@ -23,6 +23,8 @@ LONG = 1 << 16
 _escape = json.encoder.encode_basestring
 #: Marks a long string's place in the JSON; a string made of it is written as ``"\u0000..."``.
 _MARK = "\x00compat-long-{}\x00"
+#: Values ``_marked`` returns as they are, without a look inside.
+_LEAVES = frozenset({int, float, bool, type(None)})
 
 
 def dumps_utf8(value: dict[str, Any]) -> bytes | bytearray:
@@ -83,6 +85,9 @@ def _marked(value: Any, longs: list[str]) -> Any:
     if isinstance(value, dict):
         changed: dict[Any, Any] | None = None
         for key, item in value.items():
+            kind = item.__class__
+            if kind in _LEAVES or (kind is str and len(item) < LONG):
+                continue  # most of a record: no call for it
             new = _marked(item, longs)
             if new is not item:
                 if changed is None:

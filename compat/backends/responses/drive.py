@@ -28,7 +28,7 @@ from compat.backends.responses.ownership import REQUIRES_ACTION_SECONDS
 from compat.backends.responses.translate import ResponsesTranslator
 from compat.backends.responses.upstream import UpstreamBroken, mapped_errors
 from compat.errors import StoreError, TranslationError
-from compat.store import Record, RunGone, Tx, transition
+from compat.store import Kind, Record, RunGone, Tx, transition
 from compat.types import convert_stream_item
 
 if TYPE_CHECKING:
@@ -123,14 +123,16 @@ class Drive:
             holding = False
         else:
             holding = True
-        items: list[tuple[Any, JSON]] = []
+        # A record the batch moves twice (created, then in progress) is written once, as it
+        # stands last, in the place of its first write.
+        items: dict[tuple[Kind, str], JSON] = {}
         started = False
         for event, payload in out:
             if event in _MESSAGE_WRITES:
-                items.append(("message", _clean(payload)))
+                items["message", payload["id"]] = _clean(payload)
                 holding = holding and event != "thread.message.created"
             elif event.startswith("thread.run.step.") and event != "thread.run.step.delta":
-                items.append(("step", _clean(payload)))
+                items["step", payload["id"]] = _clean(payload)
                 holding = holding and event != "thread.run.step.created"
             elif event == "thread.run.in_progress":
                 started = True
@@ -149,7 +151,7 @@ class Drive:
                 # Deleted with its thread, cancelling, or reaped: write nothing; end it.
                 job.stop()
                 return typed(out)
-            for kind, data in items:
+            for (kind, _), data in items.items():
                 tx.put(kind, data, {})
                 if kind == "message" and data["status"] != "in_progress":
                     job.stored_messages.add(data["id"])

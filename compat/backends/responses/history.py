@@ -63,7 +63,9 @@ class History:
         self.mode = mode
         self.system = system or None
 
-    def input_for(self, continuation: JSON | None) -> Input:
+    def input_for(self, continuation: JSON | None, thread_meta: JSON | None = None) -> Input:
+        """The next request's history; ``thread_meta``: the thread's meta if the caller read it
+        (the chain's fields do not change while the run holds the thread), else it is read."""
         if self.mode != "chain":
             return self.replay_input(continuation)
         if continuation is not None:
@@ -76,8 +78,10 @@ class History:
                 for c in calls
             ]
             return Input(continuation["response_id"], items, None)
-        record = self.store.get("thread", self.thread_id)
-        meta = record.meta if record else {}
+        meta = thread_meta
+        if meta is None:
+            record = self.store.get("thread", self.thread_id)
+            meta = record.meta if record else {}
         previous = meta.get("last_response_id")
         if not previous or meta.get("chain_instructions") != self.system:
             return self.replay_input(None)

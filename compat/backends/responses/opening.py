@@ -107,6 +107,8 @@ class Start:
     stream: bool
     created_thread: JSON | None
     prefix: list[tuple[str, JSON]] = field(default_factory=list)
+    #: the thread's meta as the claim read it (its chain: the history needs no read of its own)
+    thread_meta: JSON | None = None
 
 
 def run_fields(assistant: JSON, params: JSON) -> JSON:

@@ -92,7 +92,7 @@ class RunExecutor:
         if not isinstance(claimed, Start):
             return claimed
         try:
-            opening = self._prepare(claimed.run, params, opts)
+            opening = self._prepare(claimed.run, params, opts, thread_meta=claimed.thread_meta)
             if opts.asynchronous:  # the store's part is done: the rest runs on the loop
                 return self._astart(claimed, opening)
             job = self._open(opening)
@@ -110,9 +110,7 @@ class RunExecutor:
     def _claim(
         self, thread_id: str, params: JSON, opts: CallOptions, created_thread: JSON | None
     ) -> Start | Reply:
-        stream = bool(params.get("stream"))
-        store = self.store
-        claimed = Start({}, stream, created_thread)
+        store, claimed = self.store, Start({}, bool(params.get("stream")), created_thread)
         assistant_record = store.get("assistant", params["assistant_id"])
         if assistant_record is None:
             return self._refuse(
@@ -146,10 +144,10 @@ class RunExecutor:
             run["id"],
             thread_id,
             run["model"],
-            stream,
+            claimed.stream,
             opts.settings.history,
         )
-        claimed.run = run
+        claimed.run, claimed.thread_meta = run, thread.meta if thread is not None else None
         if created_thread:
             claimed.prefix = [("thread.created", dict(created_thread, status_code=200))]
         return claimed
@@ -189,11 +187,12 @@ class RunExecutor:
         *,
         continuation: JSON | None = None,
         cursor: str | None = None,
+        thread_meta: JSON | None = None,
     ) -> Opening:
-        """Build the run's next request and its job (no network I/O).
-
-        The job is watched (its lease renewed, a cancel noticed) from before the request goes
-        out, so a slow time-to-headers cannot make the run look orphaned.
+        """Build the run's next request and its job (no network I/O); ``thread_meta``: the
+        thread's as the claim read it, if it did. The job is watched (its lease renewed, a
+        cancel noticed) from before the request goes out, so a slow time-to-headers cannot
+        make the run look orphaned.
         """
         tools = rq.map_tools(run["tools"])
         # run["instructions"] is already the effective text (override or assistant's, plus
@@ -231,7 +230,7 @@ class RunExecutor:
             text_delta=ThreadMessageDelta.of_text,
             **translator_args,
         )
-        sent = history.input_for(continuation)
+        sent = history.input_for(continuation, thread_meta)
         settings = opts.settings
         job = Job(run, sent, translator, settings.lease_seconds, system, settings.renew_seconds)
         self.owners.drive(job)
