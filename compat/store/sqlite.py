@@ -16,6 +16,7 @@ from compat._exit import on_exit
 
 from . import _sqlite_direct
 from ._sqlite_lock import Turnstile
+from ._sqlite_schema import MIGRATIONS, apply_migrations
 from ._sqlite_write import (
     BUSY_MESSAGES,
     SELECT,
@@ -44,31 +45,6 @@ __all__ = ["MIGRATIONS", "SQLiteStore", "lock_times", "time_locks"]
 
 _T = TypeVar("_T")
 
-
-def m001_records(conn: sqlite3.Connection) -> None:
-    """One table for every kind; `seq` orders records that share a `created_at`."""
-    conn.execute(
-        """
-        CREATE TABLE records (
-            kind TEXT NOT NULL,
-            id TEXT NOT NULL,
-            parent_id TEXT,
-            created_at INTEGER NOT NULL,
-            seq INTEGER NOT NULL,
-            data TEXT NOT NULL,
-            meta TEXT NOT NULL,
-            PRIMARY KEY (kind, id)
-        )
-        """
-    )
-    # Unique, and indexed so that MAX(seq) for the next insert is a lookup, not a scan.
-    conn.execute("CREATE UNIQUE INDEX records_seq ON records (seq)")
-    conn.execute("CREATE INDEX records_list ON records (kind, parent_id, created_at, seq)")
-
-
-# Schema changes, oldest first. Append only: a migration that has shipped is never edited,
-# renamed or reordered. Each runs once per file and is recorded by name in schema_migrations.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [m001_records]
 
 #: Frames the WAL may grow by before a commit is followed by a checkpoint (SQLite's default
 #: autocheckpoint threshold; the direct writer checkpoints itself, outside the locks).
@@ -101,10 +77,6 @@ def time_locks(on: bool = True) -> None:
 def lock_times() -> list[tuple[float, float]]:
     """The (wait, hold) seconds of each write transaction since recording started."""
     return list(_lock_times or [])
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _create_private(path: Path) -> None:
@@ -470,30 +442,9 @@ class SQLiteStore(TransitionMixin):
         with self._locked(), self._connection() as conn:
             self._retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
             try:
-                self._apply_migrations(conn)
+                apply_migrations(conn, self.path)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-
-    def _apply_migrations(self, conn: sqlite3.Connection) -> None:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations "
-            "(name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)"
-        )
-        done = {name for (name,) in conn.execute("SELECT name FROM schema_migrations")}
-        unknown = done - {migration.__name__ for migration in MIGRATIONS}
-        if unknown:
-            raise StoreError(
-                f"{self.path} was written by a newer compat (schema migrations "
-                f"{', '.join(sorted(unknown))} are unknown to this one): upgrade compat, "
-                "or point COMPAT_STORE at another file"
-            )
-        for migration in MIGRATIONS:
-            if migration.__name__ not in done:
-                migration(conn)
-                conn.execute(
-                    "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
-                    (migration.__name__, _now_ms()),
-                )
