@@ -13,8 +13,9 @@ Every classmethod of ``compat``'s facade is here with the same parameters (its s
 argument checks are the sync method's own), returning the same types. On the ``responses``
 backend runs use compat's own asyncio HTTP client on the event loop (``backends.responses.
 upstream_async``; no SDK), with the same translator, history and run lifecycle as the sync
-facade (no thread per call); store calls are local and run off the loop in a small thread pool
-(``backends.responses.offload``), inline for the in-memory store. What a call does on the loop
+facade (no thread per call); store calls are local: inline for the in-memory store, and for
+SQLite when its write lock is free at once, else off the loop in a small thread pool
+(``backends.responses.offload``). What a call does on the loop
 waits for its turn (``backends.responses.turns``): many calls started at once share the loop's
 passes with its timers and streams rather than hold it until all are done. On the
 ``assistants`` backend (dashscope has no async API for threads) each call runs the sync call
@@ -28,13 +29,15 @@ import asyncio
 import functools
 import inspect
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 from compat import _facade, _facade_runs
 from compat import types as t
-from compat._config import current_settings
-from compat.backends.responses.offload import inline_spec, off_loop
+from compat._config import Settings, current_settings
+from compat.backends import built_backend
+from compat.backends.responses.offload import inline_spec, on_loop_or_off
 from compat.backends.responses.turns import take_turn
+from compat.store import Store
 
 __all__ = ["Assistants", "Messages", "Runs", "Steps", "Threads"]
 
@@ -57,8 +60,9 @@ def _coroutine(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
             if inline_spec(settings.store):
                 await take_turn()  # the call's store part, on the loop: in its turn
                 reply = method(*args, **kwargs)
-            else:  # the call's store part, off the loop; a run's network part comes back
-                reply = await off_loop(method, *args, **kwargs)
+            else:  # the call's store part, off the loop unless it needs no wait (SQLite's
+                # write lock free now); a run's network part comes back
+                reply = await on_loop_or_off(_opened_store(settings), method, *args, **kwargs)
         finally:
             _facade.ASYNCHRONOUS.reset(token)
         if inspect.isawaitable(reply):
@@ -72,6 +76,12 @@ def _coroutine(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
         return reply
 
     return call
+
+
+def _opened_store(settings: Settings) -> Store | None:
+    """The store the call will use, if open already (opening one waits: off the loop)."""
+    opened = getattr(built_backend(settings.backend), "opened_store", None)
+    return None if opened is None else cast("Store | None", opened(settings))
 
 
 async def _at_once(items: Iterator[Any]) -> AsyncIterator[Any]:

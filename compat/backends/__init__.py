@@ -122,6 +122,11 @@ _instances: dict[str, Backend] = {}
 _lock = threading.Lock()
 
 
+def built_backend(name: str) -> Backend | None:
+    """The backend instance for ``name`` if a call built it already (None: not yet)."""
+    return _instances.get(name)
+
+
 def get_backend(settings: Settings) -> Backend:
     """The backend instance for ``settings.backend``, imported and built on first use."""
     name = settings.backend

@@ -16,7 +16,7 @@ from typing import ParamSpec, TypeVar
 
 from compat._config import current_settings
 from compat.backends import CallOptions, get_backend
-from compat.backends.responses.offload import off_loop
+from compat.backends.responses.offload import on_loop_or_off
 from compat.backends.responses.turns import take_turn
 from compat.serve.wire import ApiError
 from compat.store import Record, Store
@@ -60,8 +60,9 @@ def allowed_keys(environ: dict[str, str] | None = None) -> frozenset[str] | None
 class Tenants:
     """Tenant records in the store compat's ``responses`` backend uses (the same instance).
 
-    The lookups are coroutines: like ``compat.aio``'s own store calls they run off the event
-    loop in the store pool (``offload``), or in the loop's turn on the in-memory store.
+    The lookups are coroutines, run like ``compat.aio``'s own store calls (``offload``): in the
+    loop's turn on the in-memory store, and on SQLite when its write lock is free at once; else
+    off the event loop in the store pool.
     """
 
     def __init__(self) -> None:
@@ -76,7 +77,7 @@ class Tenants:
         if self._inline:
             await take_turn()
             return fn(*args, **kwargs)
-        return await off_loop(fn, *args, **kwargs)
+        return await on_loop_or_off(self.store, fn, *args, **kwargs)
 
     async def claim(self, kind: str, object_id: str, tenant: str) -> None:
         """Mark a new assistant or thread as the tenant's."""

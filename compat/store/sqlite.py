@@ -145,6 +145,8 @@ class SQLiteStore(TransitionMixin):
         self._writer: Writer | None = None
         self._next_checkpoint = _CHECKPOINT_FRAMES
         self._checkpointing = False
+        #: the thread holding a write transaction for a whole call (``held_at_once``)
+        self._holder: int | None = None
         self._idle: list[sqlite3.Connection] = []
         self._closed = False
         _create_private(self.path)
@@ -183,6 +185,8 @@ class SQLiteStore(TransitionMixin):
 
     def get(self, kind: Kind, id: str) -> Record | None:
         check_kind(kind)
+        if self._holder == threading.get_ident():
+            return SQLiteTx(self._held_writer()).get(kind, id)
         with self._connection() as conn:
             row = conn.execute(SELECT, (kind, id)).fetchone()
         return None if row is None else decode(row[0], row[1])
@@ -227,6 +231,8 @@ class SQLiteStore(TransitionMixin):
             f"ORDER BY created_at {direction}, seq {direction} LIMIT ?"
         )
         args.append(win.limit + 1)
+        if self._holder == threading.get_ident():
+            return win.page([text for (text,) in self._held_writer().query(sql, args)])
         with self._connection() as conn:
             texts = [text for (text,) in conn.execute(sql, args)]
         return win.page(texts)
@@ -314,8 +320,75 @@ class SQLiteStore(TransitionMixin):
                 self._close_writer_if_free()
 
     @contextmanager
+    def held_at_once(self, defer: Callable[[Callable[[], None]], object]) -> Iterator[bool]:
+        """The write lock for this thread's calls inside, if it can be had without waiting.
+
+        Yields False (and holds nothing) unless this process's turnstile and SQLite's write
+        lock were both free, the write connection open and direct (``_sqlite_direct``: no
+        checkpoint inside COMMIT). Yields True holding both: each transaction inside is a
+        savepoint of the held one and reads go through the write connection (they see the
+        writes before them), so nothing inside waits for a lock. One COMMIT at the end
+        commits what separate transactions would have. A checkpoint the WAL's growth calls
+        for goes to ``defer`` (to run elsewhere), never here.
+        """
+        writer = self._writer
+        if writer is None or self._direct is None or self._closed:
+            yield False
+            return
+        if not self._write_lock.acquire(blocking=False):
+            yield False
+            return
+        try:
+            with store_errors(str(self.path)):
+                begun = writer.try_begin()
+            if not begun:
+                yield False
+                return
+            self._holder = threading.get_ident()
+            try:
+                yield True
+            finally:
+                self._holder = None
+                with store_errors(str(self.path)):
+                    try:
+                        writer.execute("COMMIT")
+                    except BaseException:
+                        if writer.in_transaction:
+                            self._rollback(writer)
+                        raise
+        finally:
+            self._write_lock.release()
+            if self._closed:
+                self._close_writer_if_free()
+        frames = writer.wal_frames
+        if frames >= self._next_checkpoint and not self._checkpointing:
+            defer(lambda: self._after_commit(frames))
+
+    def _held_writer(self) -> Writer:
+        assert self._writer is not None  # held_at_once holds it open
+        return self._writer
+
+    @contextmanager
+    def _savepoint(self) -> Iterator[Writer]:
+        """A transaction inside the one ``held_at_once`` holds: a savepoint."""
+        writer = self._held_writer()
+        with store_errors(str(self.path)):
+            writer.execute("SAVEPOINT compat_call")
+            try:
+                yield writer
+            except BaseException:
+                writer.execute("ROLLBACK TO compat_call")
+                writer.execute("RELEASE compat_call")
+                raise
+            writer.execute("RELEASE compat_call")
+
+    @contextmanager
     def _transaction(self) -> Iterator[Writer]:
         """A write transaction on the write connection: the turnstile, then SQLite's write lock."""
+        if self._holder == threading.get_ident():
+            with self._savepoint() as inside:
+                yield inside
+            return
         times = _lock_times
         asked = time.monotonic() if times is not None else 0.0
         writer: Writer | None = None
@@ -436,6 +509,7 @@ class SQLiteStore(TransitionMixin):
             _inherited.append(self._writer)
             self._writer = None
         self._checkpointing = False
+        self._holder = None
 
     def _migrate(self) -> None:
         """Run the migrations this file has not seen; BEGIN IMMEDIATE makes racing opens queue."""

@@ -81,7 +81,7 @@ def test_a_streamed_run_on_compat_aio_imports_no_sdk() -> None:
 @pytest.fixture(params=["memory", "sqlite"])
 def on_responses(request: pytest.FixtureRequest, compat_emulator: Emulator, tmp_path: Any) -> Any:
     """The responses backend on the in-memory store (called inline) and on a SQLite file (store
-    calls off the loop, ``compat.backends.responses.offload``)."""
+    calls inline when its write lock is free at once, else off the loop: ``offload``)."""
     if os.environ.get("COMPAT_BACKEND", "responses") != "responses":
         pytest.skip("the event-loop driver is the responses backend's")
     store = "memory" if request.param == "memory" else str(tmp_path / "store.db")
@@ -108,7 +108,7 @@ def test_thirty_two_streams_on_one_loop_complete_and_the_loop_stays_free(
     on_responses: Emulator,
 ) -> None:
     # Each run streams for about half a second: a loop blocked by a run would stall that long.
-    # On a store that does I/O (SQLite here), the store calls run off the loop.
+    # On SQLite, a store call that could wait for a lock runs off the loop.
     on_responses.queue(Scenario.text("warm"))
     for i in range(32):
         words = [f"w{i}-{n} " for n in range(25)]
@@ -240,7 +240,7 @@ def test_consumer_programs_observe_the_same_with_store_calls_off_the_loop(
     on_responses: Emulator,
 ) -> None:
     # The consumer suite runs compat.aio on the in-memory store; here the same programs run
-    # on the fixture's store (on SQLite every store call goes through the offload pool): list
+    # on the fixture's store (on SQLite store calls run inline or in the offload pool): list
     # cursors and keyword arguments, a wait, a tool round trip, a raw error event.
     from . import programs, programs_tools
     from .conftest import AsyncBridge

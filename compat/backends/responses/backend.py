@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from compat import _objects as o
+from compat._config import Settings
 from compat._ids import new_id, now_ms
 from compat._log import logger, redact
 from compat.backends import JSON, Backend, CallOptions, Reply, error_stream
@@ -51,6 +52,10 @@ def error(status_code: int, code: str, message: str) -> JSON:
 
 def not_found(thing: str) -> JSON:
     return error(400, "InvalidParameter", o.not_found_message(thing))
+
+
+def _spec(settings: Settings) -> str:
+    return settings.store or str(default_store_path())
 
 
 def store_failed(exc: StoreError) -> JSON:
@@ -140,12 +145,16 @@ class ResponsesBackend:
 
     # -- plumbing ---------------------------------------------------------------------------
     def store(self, opts: CallOptions) -> Store:
-        spec = opts.settings.store or str(default_store_path())
+        spec = _spec(opts.settings)
         with self._lock:
             store = self._stores.get(spec)
             if store is None:
                 store = self._stores[spec] = open_store(spec)
         return store
+
+    def opened_store(self, settings: Settings) -> Store | None:
+        """The store ``settings`` name if a call opened it already (``compat.aio``)."""
+        return self._stores.get(_spec(settings))
 
     def executor(self, opts: CallOptions) -> RunExecutor:
         store = self.store(opts)

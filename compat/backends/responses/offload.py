@@ -1,14 +1,18 @@
-"""Store calls made from an event loop (``compat.aio``): off the loop when the store does I/O.
+"""Store calls made from an event loop (``compat.aio``): off the loop when they could wait.
 
 The in-memory store answers in microseconds and is called inline, in the loop's turn
-(``turns``). SQLite and PostgreSQL calls
-run in a small pool of threads shared by the process (``MAX_WORKERS``), so a slow disk or
-database holds a worker thread, never the loop. The calls go through unchanged: the logic is
-the sync code's, only where it runs differs.
+(``turns``). PostgreSQL calls run in a small pool of threads shared by the process
+(``MAX_WORKERS``), so a slow database holds a worker thread, never the loop. A SQLite call runs
+inline when it can finish without waiting for a lock (``SQLiteStore.held_at_once``: this
+process's write lock and SQLite's both free at once, tried, never waited for; checkpoints go to
+the pool), else in the pool: another process holding the file's write lock holds a worker
+thread. Inline, the loop's thread does not queue for the GIL behind the pool's threads. The
+calls go through unchanged: the logic is the sync code's, only where it runs differs.
 
 ``StoreCalls`` serves one stream: its calls run one at a time, in the order they were made,
-whatever happens to the task awaiting them. A cancel can neither stop a call that has begun nor
-let a later call (the cancel's own write) overtake an earlier one still running.
+whatever happens to the task awaiting them (a call runs inline only once the previous one has
+ended). A cancel can neither stop a call that has begun nor let a later call (the cancel's own
+write) overtake an earlier one still running.
 """
 
 from __future__ import annotations
@@ -20,13 +24,14 @@ import functools
 import os
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, ParamSpec, TypeVar
 
 from compat.backends.responses.turns import take_turn
 from compat.store import Store
 from compat.store.memory import MemoryStore
 
-__all__ = ["MAX_WORKERS", "StoreCalls", "inline_spec", "off_loop"]
+__all__ = ["MAX_WORKERS", "StoreCalls", "at_once_of", "inline_spec", "off_loop", "on_loop_or_off"]
 
 #: Threads for store calls. A store serialises its writes anyway (SQLite's write lock), so a
 #: few threads keep the loop free without piling up connections.
@@ -50,11 +55,39 @@ async def off_loop(fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs)
     return await _result(future)
 
 
+#: A store's ``held_at_once`` (``SQLiteStore``): a context manager yielding whether the
+#: calls inside it can run without waiting for a lock.
+AtOnce = Callable[[Callable[[Callable[[], None]], object]], AbstractContextManager[bool]]
+
+
+def at_once_of(store: Store | None) -> AtOnce | None:
+    """``store``'s ``held_at_once``, if it has one."""
+    return getattr(store, "held_at_once", None)
+
+
+async def on_loop_or_off(
+    store: Store | None, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs
+) -> _T:
+    """``fn(*args, **kwargs)`` in the loop's turn if ``store`` can take it without waiting for
+    a lock (``at_once_of``), else as ``off_loop``."""
+    at_once = at_once_of(store)
+    call = functools.partial(fn, *args, **kwargs)
+    if at_once is not None:
+        await take_turn()  # a cancel here makes no call: none had begun
+        with at_once(_defer) as held:
+            if held:
+                return call()
+    return await _result(_submit(None, call))
+
+
 class StoreCalls:
-    """One stream's store calls: inline for the in-memory store, else in order, off the loop."""
+    """One stream's store calls, in order: inline for the in-memory store; inline for an
+    SQLite store when the call can finish without waiting for a lock (``held_at_once``) and
+    no earlier call of the stream is still running; else off the loop."""
 
     def __init__(self, store: Store) -> None:
         self.inline = isinstance(store, MemoryStore)
+        self._at_once = at_once_of(store)
         self._last: concurrent.futures.Future[Any] | None = None
 
     async def __call__(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
@@ -65,8 +98,27 @@ class StoreCalls:
                 fn(*args, **kwargs)
                 raise
             return fn(*args, **kwargs)
-        future = self._last = _submit(self._last, functools.partial(fn, *args, **kwargs))
+        call = functools.partial(fn, *args, **kwargs)
+        if self._at_once is not None and self._idle():
+            try:
+                await take_turn()
+            except asyncio.CancelledError:  # a cancel skips no call: it runs in the pool
+                self._last = _submit(self._last, call)
+                raise
+            if self._idle():  # no earlier call of this stream is still running
+                with self._at_once(_defer) as held:
+                    if held:
+                        return call()
+        future = self._last = _submit(self._last, call)
         return await _result(future)
+
+    def _idle(self) -> bool:
+        return self._last is None or self._last.done()
+
+
+def _defer(fn: Callable[[], None]) -> None:
+    """Run ``fn()`` in the pool, on its own (a checkpoint)."""
+    _submit(None, fn).add_done_callback(lambda done: done.exception())
 
 
 def _submit(
