@@ -186,7 +186,8 @@ class SQLiteStore(TransitionMixin):
     def get(self, kind: Kind, id: str) -> Record | None:
         check_kind(kind)
         if self._holder == threading.get_ident():
-            return SQLiteTx(self._held_writer()).get(kind, id)
+            with store_errors(str(self.path)):
+                return SQLiteTx(self._held_writer()).get(kind, id)
         with self._connection() as conn:
             row = conn.execute(SELECT, (kind, id)).fetchone()
         return None if row is None else decode(row[0], row[1])
@@ -232,7 +233,9 @@ class SQLiteStore(TransitionMixin):
         )
         args.append(win.limit + 1)
         if self._holder == threading.get_ident():
-            return win.page([text for (text,) in self._held_writer().query(sql, args)])
+            with store_errors(str(self.path)):
+                rows = self._held_writer().query(sql, args)
+            return win.page([text for (text,) in rows])
         with self._connection() as conn:
             texts = [text for (text,) in conn.execute(sql, args)]
         return win.page(texts)
@@ -331,17 +334,16 @@ class SQLiteStore(TransitionMixin):
         commits what separate transactions would have. A checkpoint the WAL's growth calls
         for goes to ``defer`` (to run elsewhere), never here.
         """
-        writer = self._writer
-        if writer is None or self._direct is None or self._closed:
-            yield False
-            return
-        if not self._write_lock.acquire(blocking=False):
+        if self._direct is None or not self._write_lock.acquire(blocking=False):
             yield False
             return
         try:
-            with store_errors(str(self.path)):
-                begun = writer.try_begin()
-            if not begun:
+            writer = self._writer
+            try:  # an error here is left to the call's own try, in the pool
+                begun = writer is not None and not self._closed and writer.try_begin()
+            except sqlite3.Error:
+                begun = False
+            if not begun or writer is None:
                 yield False
                 return
             self._holder = threading.get_ident()
