@@ -283,15 +283,22 @@ def test_a_requires_action_run_expires_at_its_expires_at(responses: Emulator) ->
     assert compat.Runs.wait(again.id, thread_id=thread.id).status == "completed"
 
 
-# -- tool outputs exactly once ------------------------------------------------------------------
-
-
-def test_of_concurrent_submits_exactly_one_continues(responses: Emulator) -> None:
+def _waiting_for_a_tool_output(responses: Emulator) -> tuple[Any, Any, Any]:
+    """A run whose model called one function, waiting in ``requires_action``:
+    (the thread, the run, the tool call)."""
     responses.queue(Scenario.function_call("lookup", {"key": "a"}, then="Done."))
     assistant, thread = setup("look it up", tools=[TOOL])
     run = compat.Runs.create(thread.id, assistant_id=assistant.id)
     waiting = compat.Runs.wait(run.id, thread_id=thread.id)
     (call,) = waiting.required_action.submit_tool_outputs.tool_calls
+    return thread, run, call
+
+
+# -- tool outputs exactly once ------------------------------------------------------------------
+
+
+def test_of_concurrent_submits_exactly_one_continues(responses: Emulator) -> None:
+    thread, run, call = _waiting_for_a_tool_output(responses)
     barrier = threading.Barrier(8)
     replies: list[Any] = []
 
@@ -317,12 +324,7 @@ def test_of_concurrent_submits_exactly_one_continues(responses: Emulator) -> Non
 
 
 def test_duplicate_tool_call_ids_in_one_submit_are_refused(responses: Emulator) -> None:
-    responses.queue(Scenario.function_call("lookup", {"key": "a"}, then="Done."))
-    assistant, thread = setup("look it up", tools=[TOOL])
-    run = compat.Runs.create(thread.id, assistant_id=assistant.id)
-    (call,) = compat.Runs.wait(
-        run.id, thread_id=thread.id
-    ).required_action.submit_tool_outputs.tool_calls
+    thread, run, call = _waiting_for_a_tool_output(responses)
     reply = compat.Runs.submit_tool_outputs(
         run.id,
         thread_id=thread.id,
@@ -337,11 +339,7 @@ def test_duplicate_tool_call_ids_in_one_submit_are_refused(responses: Emulator) 
 
 
 def test_a_submit_whose_request_fails_gives_the_run_back(responses: Emulator) -> None:
-    responses.queue(Scenario.function_call("lookup", {"key": "a"}, then="Done."))
-    assistant, thread = setup("look it up", tools=[TOOL])
-    run = compat.Runs.create(thread.id, assistant_id=assistant.id)
-    waiting = compat.Runs.wait(run.id, thread_id=thread.id)
-    (call,) = waiting.required_action.submit_tool_outputs.tool_calls
+    thread, run, call = _waiting_for_a_tool_output(responses)
     outputs = [{"tool_call_id": call.id, "output": "A"}]
     failed = compat.Runs.submit_tool_outputs(
         run.id, thread_id=thread.id, tool_outputs=outputs, api_key="not-the-key"
@@ -370,12 +368,7 @@ def test_a_submit_whose_history_cannot_be_read_gives_the_run_back(responses: Emu
     blip = HistoryBlipStore()
     _install_store("history-blip-1", blip)
     compat.configure(store="history-blip-1", history="replay")  # a continuation reads history
-    responses.queue(Scenario.function_call("lookup", {"key": "a"}, then="Done."))
-    assistant, thread = setup("look it up", tools=[TOOL])
-    run = compat.Runs.create(thread.id, assistant_id=assistant.id)
-    (call,) = compat.Runs.wait(
-        run.id, thread_id=thread.id
-    ).required_action.submit_tool_outputs.tool_calls
+    thread, run, call = _waiting_for_a_tool_output(responses)
     outputs = [{"tool_call_id": call.id, "output": "A"}]
     blip.fail_next_list = True
     failed = compat.Runs.submit_tool_outputs(run.id, thread_id=thread.id, tool_outputs=outputs)

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -223,7 +223,11 @@ for event, data in compat.Runs.create(sys.argv[3], assistant_id=sys.argv[4], str
 """
 
 
-def test_a_killed_drivers_run_is_reaped_with_its_text_so_far(shared: tuple[Emulator, str]) -> None:
+def _kill_while_streaming(
+    shared: tuple[Emulator, str], checkpointed: Callable[[str], object]
+) -> tuple[Any, Any, list[str]]:
+    """A child process streams a long answer on a new thread and is killed (-9) once
+    ``checkpointed(thread_id)`` holds: (the assistant, the thread, the answer's words)."""
     emu, store = shared
     words = [f"w{n} " for n in range(3000)]
     emu.queue(Scenario.of(Text("".join(words), chunks=words)).paced(0.01))
@@ -238,20 +242,24 @@ def test_a_killed_drivers_run_is_reaped_with_its_text_so_far(shared: tuple[Emula
     try:
         assert child.stdout is not None
         assert child.stdout.readline() == b"streaming\n"
-
-        def checkpointed() -> Any:
-            messages = [m for m in compat.Messages.list(thread.id).data if m.role == "assistant"]
-            if messages and messages[0].content and messages[0].content[0].text.value:
-                return messages[0]
-            return None
-
-        # The message was stored when it was created; the lease renewals store its text.
-        wait_for(checkpointed, "the partial text to be checkpointed")
+        wait_for(lambda: checkpointed(thread.id), "the partial text to be checkpointed")
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait(60)
         if child.stdout is not None:
             child.stdout.close()
+    return assistant, thread, words
+
+
+def test_a_killed_drivers_run_is_reaped_with_its_text_so_far(shared: tuple[Emulator, str]) -> None:
+    def checkpointed(thread_id: str) -> Any:
+        messages = [m for m in compat.Messages.list(thread_id).data if m.role == "assistant"]
+        if messages and messages[0].content and messages[0].content[0].text.value:
+            return messages[0]
+        return None
+
+    # The message was stored when it was created; the lease renewals store its text.
+    assistant, thread, words = _kill_while_streaming(shared, checkpointed)
     (run,) = compat.Runs.list(thread.id).data
     reaped = wait_for(
         lambda: (r := compat.Runs.retrieve(run.id, thread_id=thread.id)).status == "expired" and r,
@@ -274,26 +282,7 @@ def test_reading_the_thread_of_a_killed_driver_reaps_its_run(
     shared: tuple[Emulator, str], reader: str
 ) -> None:
     # Nobody reads the run: reading the thread or its messages is enough to reap it.
-    emu, store = shared
-    words = [f"w{n} " for n in range(3000)]
-    emu.queue(Scenario.of(Text("".join(words), chunks=words)).paced(0.01))
-    assistant = compat.Assistants.create(model="qwen-plus")
-    thread = compat.Threads.create(messages=[{"role": "user", "content": "Hi"}])
-    env = dict(os.environ, **emu.env())
-    child = subprocess.Popen(
-        [sys.executable, "-c", KILLED, str(ROOT), store, thread.id, assistant.id],
-        stdout=subprocess.PIPE,
-        env=env,
-    )
-    try:
-        assert child.stdout is not None
-        assert child.stdout.readline() == b"streaming\n"
-        wait_for(lambda: _stored_text(thread.id), "the partial text to be checkpointed")
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait(60)
-        if child.stdout is not None:
-            child.stdout.close()
+    _, thread, words = _kill_while_streaming(shared, _stored_text)
     run_id = _raw("thread", thread.id).meta["active_run_id"]
     message_id = _stored_text(thread.id)[0]
     read = {

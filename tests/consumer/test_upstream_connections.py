@@ -18,36 +18,20 @@ import pytest
 import compat
 from tests.pg import consumer_store
 
+from .test_upstream_edges import GOOD
+
 pytestmark = pytest.mark.skipif(
     os.environ.get("COMPAT_BACKEND", "responses") != "responses",
     reason="responses backend only",
 )
 
-RESPONSE = {"id": "resp_1", "object": "response", "status": "in_progress", "output": []}
-MESSAGE = {"type": "message", "id": "msg_up", "role": "assistant", "status": "in_progress"}
-DONE_MESSAGE = dict(
-    MESSAGE, status="completed", content=[{"type": "output_text", "text": "Hi", "annotations": []}]
-)
-COMPLETED = dict(
-    RESPONSE,
-    status="completed",
-    output=[DONE_MESSAGE],
-    usage={"input_tokens": 3, "output_tokens": 1, "total_tokens": 4},
-)
-EVENTS = [
-    {"type": "response.created", "response": RESPONSE},
-    {"type": "response.output_item.added", "output_index": 0, "item": MESSAGE},
-    {"type": "response.output_text.delta", "item_id": "msg_up", "delta": "Hi"},
-    {"type": "response.output_item.done", "output_index": 0, "item": DONE_MESSAGE},
-    {"type": "response.completed", "response": COMPLETED},
-]
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
 
 
 def _events(*, done: bool, extra: int = 0) -> list[bytes]:
     """The stream's events, with ``extra`` more text deltas (so that a body outgrows buffers)."""
-    events = [b"data: " + json.dumps(e).encode() + b"\n\n" for e in EVENTS]
-    events[3:3] = [b"data: " + json.dumps(EVENTS[2]).encode() + b"\n\n"] * extra
+    events = [b"data: " + json.dumps(e).encode() + b"\n\n" for e in GOOD]
+    events[3:3] = [b"data: " + json.dumps(GOOD[2]).encode() + b"\n\n"] * extra
     return [*events, b"data: [DONE]\n\n"] if done else events
 
 
