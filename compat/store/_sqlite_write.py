@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from ._utf8 import dumps_utf8
-from .base import Kind, Record, check_kind, decode, encode, index_fields
+from .base import Kind, Record, check_kind, decode, dumps, index_fields
 
 __all__ = [
     "BUSY_MESSAGES",
@@ -65,12 +65,10 @@ def upsert_params(
     ``utf8``: the JSON as UTF-8 (``_utf8.dumps_utf8``: a long text is encoded once, straight
     into the parameter), for a writer that binds it as it stands.
     """
-    if not utf8:
-        row = encode(kind, data, meta)
-        return (row.kind, row.id, row.parent_id, row.created_at, row.data, row.meta, row.meta)
     rid, parent_id, created_at = index_fields(kind, data)
-    stored_meta = None if meta is None else dumps_utf8(meta)
-    return (kind, rid, parent_id, created_at, dumps_utf8(data), stored_meta, stored_meta)
+    dump: Callable[[dict[str, Any]], str | bytes | bytearray] = dumps_utf8 if utf8 else dumps
+    stored_meta = None if meta is None else dump(meta)
+    return (kind, rid, parent_id, created_at, dump(data), stored_meta, stored_meta)
 
 
 class Writer(Protocol):
